@@ -1,0 +1,74 @@
+"""``gameday``: the drill harness's command line (a thin layer: parse, call, exit code)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gameday import __version__
+from gameday.preflight import ProviderPreflight, Verdict
+from gameday.receiver import WebhookReceiver
+from gameday.stack.provider import ProviderStartError, run_provider
+
+EXIT_PASS, EXIT_FAIL, EXIT_CANNOT_RUN = 0, 1, 3
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Game Day drills for booking and payment systems: break your system on purpose, "
+    "prove nobody is charged twice and no slot is sold twice.",
+)
+console = Console()
+
+_STYLE = {Verdict.PASS: "green", Verdict.FAIL: "bold red", Verdict.UNKNOWN: "yellow"}
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    console.print(f"gameday {__version__}")
+
+
+@app.command()
+def drill(
+    webhook_wait: Annotated[
+        float, typer.Option(min=1, max=120, help="Seconds to wait for webhook deliveries.")
+    ] = 10.0,
+) -> None:
+    """Run the Game Day drill against the embedded stack.
+
+    Today this is the drill's payment-provider pre-flight: it starts the Stripe emulator,
+    registers a webhook endpoint, pays, retries with the same idempotency key, declines,
+    refunds past the cap and checks every webhook arrives signed. The scenarios arrive with
+    the stack and drill work. Exit codes: 0 all checks pass, 1 a check failed or was
+    inconclusive, 3 the drill could not run.
+    """
+    try:
+        with run_provider() as provider, WebhookReceiver() as receiver:
+            console.print(f"payment provider: [bold]{provider.url}[/] (pid {provider.pid})")
+            preflight = ProviderPreflight(provider.url, receiver, webhook_wait)
+            with console.status("pre-flight") as status:
+                results = preflight.run(lambda name: status.update(f"pre-flight: {name}"))
+    except ProviderStartError as exc:
+        console.print(f"[bold red]cannot run the drill:[/] {exc}")
+        raise typer.Exit(EXIT_CANNOT_RUN) from None
+    table = Table(title="Payment provider pre-flight")
+    for column in ("check", "verdict", "evidence"):
+        table.add_column(column)
+    for result in results:
+        table.add_row(
+            result.name, f"[{_STYLE[result.verdict]}]{result.verdict.value}[/]", result.detail
+        )
+    console.print(table)
+    failed = [r for r in results if r.verdict is not Verdict.PASS]
+    console.print(
+        "[bold red]PRE-FLIGHT FAILED[/]" if failed else "[bold green]PRE-FLIGHT PASSED[/]"
+    )
+    raise typer.Exit(EXIT_FAIL if failed else EXIT_PASS)
+
+
+def main() -> None:
+    app()

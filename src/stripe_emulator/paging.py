@@ -1,0 +1,48 @@
+"""Reading Stripe's list parameters (``limit``, cursors, ``created`` ranges)."""
+
+from __future__ import annotations
+
+from stripe_emulator.errors import ValidationError
+from stripe_emulator.forms import Params
+from stripe_emulator.store import CreatedRange, Page
+
+
+def page(params: Params) -> Page:
+    limit = params.integer("limit", minimum=1)
+    if limit is not None and limit > 100:
+        raise ValidationError(
+            "This value must be less than or equal to 100.",
+            code="parameter_invalid_integer",
+            param="limit",
+        )
+    return Page(
+        limit=limit or 10,
+        starting_after=params.text("starting_after"),
+        ending_before=params.text("ending_before"),
+        created=created(params),
+    )
+
+
+def created(params: Params) -> CreatedRange:
+    if not params.has("created"):
+        params.integer("created")
+        return CreatedRange()
+    try:
+        exact = params.integer("created")
+    except ValidationError:
+        exact = None
+    if exact is not None:
+        return CreatedRange(gte=exact, lte=exact)
+    bounds = params.mapping("created") or {}
+    unknown = set(bounds) - {"gt", "gte", "lt", "lte"}
+    if unknown:
+        raise ValidationError(
+            f"Received unknown parameter: created[{sorted(unknown)[0]}]", param="created"
+        )
+    values: dict[str, int] = {}
+    for name, raw in bounds.items():
+        try:
+            values[name] = int(raw)
+        except (TypeError, ValueError):
+            raise ValidationError(f"Invalid integer: {raw}", param=f"created[{name}]") from None
+    return CreatedRange(**values)
