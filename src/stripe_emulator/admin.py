@@ -57,6 +57,8 @@ async def get_faults(emu: Emulator, request: Request) -> Any:
     return {
         "faults": emu.state.faults.config.to_json(),
         "webhook_down_until": emu.state.faults.webhook_down_until,
+        "injected_errors": emu.state.faults.injected_errors,
+        "dropped_connections": emu.state.faults.dropped_connections,
     }
 
 

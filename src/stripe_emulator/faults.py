@@ -42,6 +42,9 @@ class FaultConfig:
     decline_code: str = "generic_decline"
     processing_delay_s: float = 0.0
     """Successful card confirmations pass through ``processing`` for this long."""
+    ignore_idempotency_keys: bool = False
+    """Behave like a provider without idempotency (localstripe does): the unsafe control
+    that proves a drill's duplicate-charge check can fail."""
     seed: int | None = None
 
     @classmethod
@@ -87,28 +90,29 @@ class FaultConfig:
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:
+    """Check one JSON value against the type of the switch's default."""
+    ok: bool
     if name == "should_retry":
-        if value is None or isinstance(value, bool):
-            return value
+        ok = value is None or isinstance(value, bool)
     elif name == "seed":
-        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-            return value
-    elif (
-        name == "decline_amounts"
-        and isinstance(value, list)
-        and all(isinstance(v, int) for v in value)
-    ):
-        return tuple(value)
-    elif name == "decline_metadata" and isinstance(value, dict):
-        if all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            return dict(value)
+        ok = value is None or (isinstance(value, int) and not isinstance(value, bool))
+    elif name == "decline_amounts":
+        ok = isinstance(value, list) and all(isinstance(v, int) for v in value)
+        value = tuple(value) if ok else value
+    elif name == "decline_metadata":
+        ok = isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        )
     elif isinstance(default, bool) or isinstance(value, bool):
-        pass
-    elif isinstance(default, float) and isinstance(value, int | float):
-        return float(value)
-    elif isinstance(value, type(default)):
-        return value
-    raise ValidationError(f"Invalid value for fault switch {name}: {value!r}", param=name)
+        ok = isinstance(default, bool) and isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise ValidationError(f"Invalid value for fault switch {name}: {value!r}", param=name)
+    return value
 
 
 class Faults:
@@ -118,6 +122,8 @@ class Faults:
         self.config = FaultConfig()
         self.webhook_down_until = 0.0
         self._rng = random.Random()
+        self.injected_errors = 0
+        self.dropped_connections = 0
 
     def set(self, config: FaultConfig, now: float) -> None:
         config.validate()
@@ -140,10 +146,14 @@ class Faults:
         return (c.latency_ms + self._rng.uniform(0, c.latency_jitter_ms)) / 1000.0
 
     def inject_error(self) -> bool:
-        return self._chance(self.config.error_rate)
+        injected = self._chance(self.config.error_rate)
+        self.injected_errors += injected
+        return injected
 
     def drop_connection(self) -> bool:
-        return self._chance(self.config.drop_rate)
+        dropped = self._chance(self.config.drop_rate)
+        self.dropped_connections += dropped
+        return dropped
 
     def duplicate_webhook(self) -> bool:
         return self._chance(self.config.webhook_duplicate_rate)

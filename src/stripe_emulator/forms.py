@@ -128,7 +128,9 @@ class Params:
             raise ValidationError(f"Missing required param: {name}.", param=name)
         return value
 
-    def integer(self, name: str, *, required: bool = False, minimum: int | None = None) -> int | None:
+    def integer(
+        self, name: str, *, required: bool = False, minimum: int | None = None
+    ) -> int | None:
         value = self._raw(name, required)
         if value is None:
             return None

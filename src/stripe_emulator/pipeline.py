@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeAlias
 
 import orjson
+import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,6 +34,13 @@ from stripe_emulator.objects import JSON
 Execute: TypeAlias = Callable[[], JSON]
 Op: TypeAlias = Callable[[Emulator, Params, Mapping[str, str]], Execute]
 DROP_FLAG = "stripe_emulator.drop"
+REQUEST_ID = "stripe_emulator.request_id"
+log = structlog.get_logger(__name__)
+
+
+def request_id_of(request: Request) -> str | None:
+    value = request.scope.get(REQUEST_ID)
+    return value if isinstance(value, str) else None
 
 
 def api_key(request: Request) -> str:
@@ -81,6 +89,7 @@ def endpoint(op: Op) -> Callable[[Request], object]:
     async def handle(request: Request) -> Response:
         emu: Emulator = request.app.state.emulator
         request_id = emu.state.ids.new("req")
+        request.scope[REQUEST_ID] = request_id
         try:
             api_key(request)
             if request.method == "POST":
@@ -107,15 +116,32 @@ async def _post(emu: Emulator, op: Op, request: Request, request_id: str) -> Res
     if injected and (config.error_status == 429 or config.should_retry):
         return error_response(_injected(config.error_status), request_id, retry_header)
     raw = await request.body()
-    key = request.headers.get("idempotency-key")
+    key = None if config.ignore_idempotency_keys else request.headers.get("idempotency-key")
+    saved = None
     if key is not None:
-        saved = emu.idempotency.begin(
-            key, "POST", request.url.path, fingerprint("POST", request.url.path, raw)
-        )
-        if saved is not None and saved.status is not None:
-            replayed = {"Idempotent-Replayed": "true", "Idempotency-Key": key}
-            return respond(saved.status, saved.body, request_id, replayed)
-    token = current_request.set(RequestInfo(request_id, key))
+        path = request.url.path
+        saved = emu.idempotency.begin(key, "POST", path, fingerprint("POST", path, raw))
+    if saved is not None and saved.status is not None:
+        headers = {"Idempotent-Replayed": "true", "Idempotency-Key": key or ""}
+        status, body = saved.status, saved.body
+    else:
+        status, body, headers = await _run(emu, op, request, raw, key, injected, retry_header)
+    if faults.drop_connection():
+        request.scope[DROP_FLAG] = True
+    return respond(status, body, request_id, headers)
+
+
+async def _run(  # noqa: PLR0917 - the request's parts, passed once from _post
+    emu: Emulator,
+    op: Op,
+    request: Request,
+    raw: bytes,
+    key: str | None,
+    injected: bool,
+    retry_header: dict[str, str],
+) -> tuple[int, bytes, dict[str, str]]:
+    """Execute under the reserved key and save whatever comes out, crashes included."""
+    token = current_request.set(RequestInfo(request_id_of(request), key))
     try:
         status, body, headers = await _execute(
             emu, op, request, raw, injected=injected, retry_header=retry_header
@@ -124,14 +150,19 @@ async def _post(emu: Emulator, op: Op, request: Request, request_id: str) -> Res
         if key is not None:
             emu.idempotency.abandon(key)
         raise
+    except Exception:
+        log.exception("request_crashed", path=request.url.path)
+        status, body, headers = (
+            500,
+            orjson.dumps(ApiError("An unknown error occurred.").envelope()),
+            {},
+        )
     finally:
         current_request.reset(token)
     if key is not None:
         emu.idempotency.finish(key, status, body)
         headers["Idempotency-Key"] = key
-    if faults.drop_connection():
-        request.scope[DROP_FLAG] = True
-    return respond(status, body, request_id, headers)
+    return status, body, headers
 
 
 async def _execute(

@@ -128,6 +128,18 @@ class EmulatorServer:
         chosen = config or FaultConfig.from_json(switches)
         self.call(lambda: self.emulator.set_faults(chosen))
 
+    def fault_counts(self) -> dict[str, int]:
+        """How often the switches fired since the last reset."""
+
+        def read() -> dict[str, int]:
+            faults = self.emulator.state.faults
+            return {
+                "injected_errors": faults.injected_errors,
+                "dropped_connections": faults.dropped_connections,
+            }
+
+        return self.call(read)
+
     def clear_faults(self) -> None:
         self.call(self.emulator.state.faults.clear)
 
