@@ -2,7 +2,9 @@
 
 An event's ``data.object`` is a snapshot taken when the change happened, as at Stripe: a
 receiver that gets ``payment_intent.succeeded`` late or twice still sees the object as it
-was then, which is exactly what makes out-of-order handling a real test.
+was then, which is exactly what makes out-of-order handling a real test. Snapshots are kept
+serialized (a few hundred bytes instead of a tree of dicts), so a long drill's event log
+stays small, and are spliced into answers and webhook bodies without re-encoding.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+
+import orjson
 
 from stripe_emulator.clock import Clock
 from stripe_emulator.ids import IdFactory
@@ -51,7 +55,7 @@ class EventLog:
             id=self._ids.new("evt"),
             created=self._clock.timestamp(),
             type=event_type,
-            data=data,
+            data=orjson.dumps(data),
             request_id=request.id,
             idempotency_key=request.idempotency_key,
             pending={we.id for we in targets},
@@ -68,7 +72,7 @@ def render(event: Event) -> JSON:
         "object": "event",
         "api_version": "2025-09-30.clover",
         "created": event.created,
-        "data": event.data,
+        "data": orjson.Fragment(event.data),
         "livemode": False,
         "pending_webhooks": len(event.pending),
         "request": {"id": event.request_id, "idempotency_key": event.idempotency_key},

@@ -21,44 +21,64 @@ _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _MAX_PAIRS = 1000
 
 
+class _Appended(list[str]):
+    """Values collected from ``a[]=x&a[]=y`` (kept apart from ``a[0]`` maps until the end)."""
+
+
 def decode(raw: str | bytes) -> Tree:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=_MAX_PAIRS)
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=_MAX_PAIRS)
+    except ValueError:
+        raise ValidationError(f"Too many parameters: at most {_MAX_PAIRS} are accepted.") from None
     tree: Tree = {}
     for key, value in pairs:
-        match = _KEY.match(key)
-        if match is None:
-            raise ValidationError(f"Invalid parameter name: {key}", code="parameter_invalid_string")
-        path = [match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))]
-        _insert(tree, path, value, key)
+        _insert(tree, _path(key), value, key)
     decoded: Tree = _listify(tree)
     return decoded
 
 
+def _path(key: str) -> list[str]:
+    match = _KEY.match(key)
+    if match is None:
+        raise ValidationError(f"Invalid parameter name: {key}", code="parameter_invalid_string")
+    path = [match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))]
+    if "" in path[:-1]:
+        raise ValidationError(
+            f"Invalid array parameter: {key} (use indexes, a[0][b]=..., for lists of hashes)",
+            param=path[0],
+        )
+    return path
+
+
 def _insert(tree: Tree, path: list[str], value: str, key: str) -> None:
+    appending = path[-1] == ""
+    parents, last = (path[:-2], path[-2]) if appending else (path[:-1], path[-1])
     node = tree
-    for depth, part in enumerate(path[:-1]):
+    for part in parents:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
             raise ValidationError(f"Invalid nesting for parameter {key}", param=path[0])
-        if path[depth + 1] == "":
-            child.setdefault("\x00", []).append(value)
-            return
         node = child
-    last = path[-1]
-    if last == "":
-        raise ValidationError(f"Invalid parameter name: {key}", param=path[0])
-    if isinstance(node.get(last), dict):
+    existing = node.get(last)
+    if appending:
+        if existing is None:
+            node[last] = existing = _Appended()
+        if not isinstance(existing, _Appended):
+            raise ValidationError(f"Mixed list styles for parameter {key}", param=path[0])
+        existing.append(value)
+    elif existing is not None and not isinstance(existing, str):
         raise ValidationError(f"Invalid nesting for parameter {key}", param=path[0])
-    node[last] = value
+    else:
+        node[last] = value
 
 
 def _listify(node: Any) -> Any:
-    """Turn ``{"\\x00": [...]}`` (``a[]``) and ``{"0": .., "1": ..}`` (``a[0]``) into lists."""
+    """Turn ``a[]`` collections and ``{"0": .., "1": ..}`` (``a[0]``) maps into lists."""
+    if isinstance(node, _Appended):
+        return list(node)
     if not isinstance(node, dict):
         return node
-    if set(node) == {"\x00"}:
-        return [_listify(v) for v in node["\x00"]]
     if node and all(k.isdigit() for k in node):
         return [_listify(node[k]) for k in sorted(node, key=int)]
     return {k: _listify(v) for k, v in node.items()}

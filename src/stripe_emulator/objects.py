@@ -130,7 +130,8 @@ class Event:
     id: str
     created: int
     type: str
-    data: JSON
+    data: bytes
+    """``{"object": ..., "previous_attributes": ...}`` as JSON."""
     request_id: str | None
     idempotency_key: str | None
     pending: set[str] = field(default_factory=set)

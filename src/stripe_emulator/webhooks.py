@@ -102,7 +102,7 @@ class Dispatcher:
             self._queue.put_nowait(attempt)
         except asyncio.QueueFull:
             self.dropped += 1
-            log.warning("webhook_queue_full", event=attempt.event_id)
+            log.warning("webhook_queue_full", event_id=attempt.event_id)
             self._retry_or_give_up(attempt, "delivery queue full")
 
     async def run(self) -> None:
@@ -123,7 +123,7 @@ class Dispatcher:
             try:
                 await self._deliver(attempt)
             except Exception:
-                log.exception("webhook_delivery_crashed", event=attempt.event_id)
+                log.exception("webhook_delivery_crashed", event_id=attempt.event_id)
 
     async def _deliver(self, attempt: Attempt) -> None:
         state = self.state
@@ -139,6 +139,8 @@ class Dispatcher:
         delivered = False
         for copy in range(copies):
             status, error = await self._post(endpoint, event)
+            if self._state is not state:
+                return  # the emulator was reset while this delivery was in flight
             ok = status is not None and 200 <= status < 300
             self._record(attempt, event, status, error, copy > 0)
             delivered = delivered or ok
@@ -185,7 +187,7 @@ class Dispatcher:
         delay = min(base, _MAX_BACKOFF_S) * self._rng.uniform(0.9, 1.1)
         if state.clock.now() + delay > event.created + self.settings.retry_window_s:
             event.failed.add(attempt.endpoint_id)
-            log.info("webhook_gave_up", event=event.id, attempts=attempt.number, reason=reason)
+            log.info("webhook_gave_up", event_id=event.id, attempts=attempt.number, reason=reason)
             return
         retry = Attempt(attempt.event_id, attempt.endpoint_id, attempt.number + 1)
         if not state.scheduler.call_later(delay, partial(self._due, retry)):
