@@ -73,16 +73,10 @@ def _routes() -> list[Route]:
     ]
 
 
-async def _not_found(request: Request, exc: Exception) -> Response:
+async def _unrouted(request: Request, exc: Exception) -> Response:
+    """Stripe answers an unknown path and a known path with the wrong method alike: 404."""
     error = InvalidRequestError(
         f"Unrecognized request URL ({request.method}: {request.url.path}).", status=404
-    )
-    return error_response(error, "req_unrouted")
-
-
-async def _not_allowed(request: Request, exc: Exception) -> Response:
-    error = InvalidRequestError(
-        f"Unrecognized request URL ({request.method}: {request.url.path}).", status=405
     )
     return error_response(error, "req_unrouted")
 
@@ -102,7 +96,7 @@ def create_app(emulator: Emulator | None = None) -> ASGIApp:
     app = Starlette(
         routes=_routes(),
         lifespan=lifespan,
-        exception_handlers={404: _not_found, 405: _not_allowed},
+        exception_handlers={404: _unrouted, 405: _unrouted},
     )
     app.state.emulator = emu
     return DropConnection(app)

@@ -18,6 +18,7 @@ import orjson
 from stripe_emulator.clock import Clock
 from stripe_emulator.ids import IdFactory
 from stripe_emulator.objects import JSON, Event, WebhookEndpoint
+from stripe_emulator.render import compact_json
 from stripe_emulator.store import Collection
 
 
@@ -55,7 +56,7 @@ class EventLog:
             id=self._ids.new("evt"),
             created=self._clock.timestamp(),
             type=event_type,
-            data=orjson.dumps(data),
+            data=compact_json(data),
             request_id=request.id,
             idempotency_key=request.idempotency_key,
             pending={we.id for we in targets},

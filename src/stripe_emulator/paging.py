@@ -34,10 +34,11 @@ def created(params: Params) -> CreatedRange:
     if exact is not None:
         return CreatedRange(gte=exact, lte=exact)
     bounds = params.mapping("created") or {}
-    unknown = set(bounds) - {"gt", "gte", "lt", "lte"}
+    unknown = sorted(set(bounds) - {"gt", "gte", "lt", "lte"})
     if unknown:
+        name = f"created[{unknown[0]}]"
         raise ValidationError(
-            f"Received unknown parameter: created[{sorted(unknown)[0]}]", param="created"
+            f"Received unknown parameter: {name}", code="parameter_unknown", param=name
         )
     values: dict[str, int] = {}
     for name, raw in bounds.items():

@@ -30,6 +30,7 @@ from stripe_emulator.errors import (
 from stripe_emulator.events import RequestInfo, current_request
 from stripe_emulator.forms import Params, decode, fingerprint
 from stripe_emulator.objects import JSON
+from stripe_emulator.render import compact_json
 
 Execute: TypeAlias = Callable[[], JSON]
 Op: TypeAlias = Callable[[Emulator, Params, Mapping[str, str]], Execute]
@@ -154,7 +155,7 @@ async def _run(  # noqa: PLR0917 - the request's parts, passed once from _post
         log.exception("request_crashed", path=request.url.path)
         status, body, headers = (
             500,
-            orjson.dumps(ApiError("An unknown error occurred.").envelope()),
+            compact_json(ApiError("An unknown error occurred.").envelope()),
             {},
         )
     finally:
@@ -183,11 +184,11 @@ async def _execute(
     try:
         if injected:
             raise _injected(emu.state.faults.config.error_status)
-        return 200, orjson.dumps(execute()), {}
+        return 200, compact_json(execute()), {}
     except ValidationError:
         raise
     except EmulatorError as exc:
-        return exc.status, orjson.dumps(exc.envelope()), dict(retry_header) if injected else {}
+        return exc.status, compact_json(exc.envelope()), dict(retry_header) if injected else {}
 
 
 def _injected(status: int) -> EmulatorError:

@@ -90,19 +90,27 @@ class Collection(Generic[T]):
         return record
 
     def reindex(self, name: str, record: T, old_key: str | None) -> None:
-        """Move ``record`` when the attribute an index is keyed on changes."""
+        """Move ``record`` when the attribute an index is keyed on changes.
+
+        Index entries stay in creation order, so the record goes back to its creation slot
+        (by its position in the primary order), not to the end. O(size of the two keys).
+        """
         new_key = self._index_keys[name](record)
         if new_key == old_key:
             return
-        if old_key is not None and old_key in self._indexes[name]:
-            old = self._indexes[name][old_key]
-            rebuilt = OrderedIds()
-            for object_id, stamp in zip(old.ids, old.created, strict=True):
-                if object_id != record.id:
-                    rebuilt.append(object_id, stamp)
-            self._indexes[name][old_key] = rebuilt
+        index = self._indexes[name]
+        if old_key is not None and old_key in index:
+            index[old_key] = self._rebuilt(index[old_key], drop=record.id)
         if new_key is not None:
-            self._indexes[name].setdefault(new_key, OrderedIds()).append(record.id, record.created)
+            index[new_key] = self._rebuilt(index.get(new_key, OrderedIds()), add=record.id)
+
+    def _rebuilt(self, ids: OrderedIds, drop: str = "", add: str = "") -> OrderedIds:
+        members = [i for i in ids.ids if i != drop] + ([add] if add else [])
+        members.sort(key=self.order.pos.__getitem__)
+        rebuilt = OrderedIds()
+        for object_id in members:
+            rebuilt.append(object_id, self.order.created[self.order.pos[object_id]])
+        return rebuilt
 
     def remove(self, object_id: str) -> None:
         """Forget a record; ordered ids keep its slot so cursors stay valid, lists skip it."""
