@@ -25,7 +25,6 @@ from stripe_emulator.errors import (
     AuthenticationError,
     EmulatorError,
     RateLimitError,
-    ValidationError,
 )
 from stripe_emulator.events import RequestInfo, current_request
 from stripe_emulator.forms import Params, decode, fingerprint
@@ -95,14 +94,21 @@ def endpoint(op: Op) -> Callable[[Request], object]:
             api_key(request)
             if request.method == "POST":
                 return await _post(emu, op, request, request_id)
-            params = Params(decode(request.url.query))
-            execute = op(emu, params, request.path_params)
-            params.finish()
-            return respond(200, orjson.dumps(execute()), request_id)
+            execute = _validated(emu, op, request, request.url.query.encode())
         except EmulatorError as exc:
             return error_response(exc, request_id)
+        status, body, _ = _outcome(execute)
+        return respond(status, body, request_id)
 
     return handle
+
+
+def _validated(emu: Emulator, op: Op, request: Request, raw: bytes) -> Execute:
+    """Parse and validate; the returned thunk is the endpoint's execution."""
+    params = Params(decode(raw))
+    execute = op(emu, params, request.path_params)
+    params.finish()
+    return execute
 
 
 async def _post(emu: Emulator, op: Op, request: Request, request_id: str) -> Response:
@@ -126,69 +132,52 @@ async def _post(emu: Emulator, op: Op, request: Request, request_id: str) -> Res
         headers = {"Idempotent-Replayed": "true", "Idempotency-Key": key or ""}
         status, body = saved.status, saved.body
     else:
-        status, body, headers = await _run(emu, op, request, raw, key, injected, retry_header)
+        token = current_request.set(RequestInfo(request_id, key))
+        try:
+            error_status = config.error_status if injected else None
+            status, body, headers = await _run(emu, op, request, raw, key, error_status)
+        finally:
+            current_request.reset(token)
+        if injected and status >= 500:
+            headers.update(retry_header)
     if faults.drop_connection():
         request.scope[DROP_FLAG] = True
     return respond(status, body, request_id, headers)
 
 
-async def _run(  # noqa: PLR0917 - the request's parts, passed once from _post
-    emu: Emulator,
-    op: Op,
-    request: Request,
-    raw: bytes,
-    key: str | None,
-    injected: bool,
-    retry_header: dict[str, str],
+async def _run(  # noqa: PLR0917 - the parts of one request, passed once from _post
+    emu: Emulator, op: Op, request: Request, raw: bytes, key: str | None, error_status: int | None
 ) -> tuple[int, bytes, dict[str, str]]:
-    """Execute under the reserved key and save whatever comes out, crashes included."""
-    token = current_request.set(RequestInfo(request_id_of(request), key))
+    """Validate (a failure saves nothing), then execute and save whatever comes out."""
     try:
-        status, body, headers = await _execute(
-            emu, op, request, raw, injected=injected, retry_header=retry_header
-        )
-    except ValidationError:
+        execute = _validated(emu, op, request, raw)
+        delay = emu.state.faults.latency_s()
+        if delay:
+            await asyncio.sleep(delay)
+    except BaseException:  # validation failed or the request was cancelled: never executed
         if key is not None:
             emu.idempotency.abandon(key)
         raise
-    except Exception:
-        log.exception("request_crashed", path=request.url.path)
-        status, body, headers = (
-            500,
-            compact_json(ApiError("An unknown error occurred.").envelope()),
-            {},
-        )
-    finally:
-        current_request.reset(token)
+    status, body, headers = _outcome(execute, error_status)
     if key is not None:
         emu.idempotency.finish(key, status, body)
         headers["Idempotency-Key"] = key
     return status, body, headers
 
 
-async def _execute(
-    emu: Emulator,
-    op: Op,
-    request: Request,
-    raw: bytes,
-    *,
-    injected: bool,
-    retry_header: dict[str, str],
+def _outcome(
+    execute: Execute, error_status: int | None = None
 ) -> tuple[int, bytes, dict[str, str]]:
-    params = Params(decode(raw))
-    execute = op(emu, params, request.path_params)
-    params.finish()
-    delay = emu.state.faults.latency_s()
-    if delay:
-        await asyncio.sleep(delay)
+    """Run the endpoint (or the injected failure in its place); every outcome is an answer."""
     try:
-        if injected:
-            raise _injected(emu.state.faults.config.error_status)
+        if error_status is not None:
+            raise _injected(error_status)
         return 200, compact_json(execute()), {}
-    except ValidationError:
-        raise
     except EmulatorError as exc:
-        return exc.status, compact_json(exc.envelope()), dict(retry_header) if injected else {}
+        return exc.status, compact_json(exc.envelope()), {}
+    except Exception:
+        log.exception("request_crashed")
+        return 500, compact_json(ApiError("An unknown error occurred.").envelope()), {}
 
 
 def _injected(status: int) -> EmulatorError:
