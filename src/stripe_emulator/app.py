@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from stripe_emulator import admin, api_objects, api_payments
+from stripe_emulator import admin, api_objects, api_payment_methods, api_payments
 from stripe_emulator.emulator import Emulator
 from stripe_emulator.errors import InvalidRequestError
 from stripe_emulator.pipeline import DropConnection, Op, endpoint, error_response
@@ -24,7 +24,7 @@ def _v1(path: str, op: Op, methods: list[str]) -> Route:
 
 
 def _routes() -> list[Route]:
-    p, o = api_payments, api_objects
+    p, m, o = api_payments, api_payment_methods, api_objects
     return [
         _v1("payment_intents", p.create_payment_intent, _POST),
         _v1("payment_intents", p.list_payment_intents, _GET),
@@ -33,11 +33,11 @@ def _routes() -> list[Route]:
         _v1("payment_intents/{id}/confirm", p.confirm_payment_intent, _POST),
         _v1("payment_intents/{id}/capture", p.capture_payment_intent, _POST),
         _v1("payment_intents/{id}/cancel", p.cancel_payment_intent, _POST),
-        _v1("payment_methods", p.create_payment_method, _POST),
-        _v1("payment_methods", p.list_payment_methods, _GET),
-        _v1("payment_methods/{id}", p.retrieve_payment_method, _GET),
-        _v1("payment_methods/{id}/attach", p.attach_payment_method, _POST),
-        _v1("payment_methods/{id}/detach", p.detach_payment_method, _POST),
+        _v1("payment_methods", m.create_payment_method, _POST),
+        _v1("payment_methods", m.list_payment_methods, _GET),
+        _v1("payment_methods/{id}", m.retrieve_payment_method, _GET),
+        _v1("payment_methods/{id}/attach", m.attach_payment_method, _POST),
+        _v1("payment_methods/{id}/detach", m.detach_payment_method, _POST),
         _v1("charges", o.list_charges, _GET),
         _v1("charges/{id}", o.retrieve_charge, _GET),
         _v1("refunds", o.create_refund, _POST),
