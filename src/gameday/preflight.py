@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+import httpx
 import stripe
 
 from gameday.receiver import WebhookReceiver
@@ -146,7 +147,12 @@ class ProviderPreflight:
     def _forged(self) -> CheckResult:
         before = self.receiver.rejected
         forged = b'{"id": "evt_forged", "object": "event", "type": "payment_intent.succeeded"}'
-        status = self.receiver.accept(forged, f"t={int(time.time())},v1={'0' * 64}")
+        status = httpx.post(
+            self.receiver.url,
+            content=forged,
+            headers={"Stripe-Signature": f"t={int(time.time())},v1={'0' * 64}"},
+            timeout=10,
+        ).status_code
         ok = status == 400 and self.receiver.rejected == before + 1
         return CheckResult(
             "forged webhook refused", Verdict.PASS if ok else Verdict.FAIL, f"HTTP {status}"

@@ -129,7 +129,10 @@ class Dispatcher:
         state = self.state
         event = state.log.events.by_id.get(attempt.event_id)
         endpoint = state.endpoints.by_id.get(attempt.endpoint_id)
-        if event is None or endpoint is None or endpoint.status != "enabled":
+        if event is None:
+            return
+        if endpoint is None or endpoint.status != "enabled":
+            event.pending.discard(attempt.endpoint_id)  # nobody is waiting for it any more
             return
         if state.faults.webhook_down(state.clock.now()):
             self._record(attempt, event, None, "endpoint down (fault switch)", False)
