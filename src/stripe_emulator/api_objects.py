@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from stripe_emulator import events, paging, render
 from stripe_emulator.emulator import Emulator
 from stripe_emulator.errors import ValidationError
-from stripe_emulator.forms import Params
+from stripe_emulator.forms import Params, merge_metadata
 from stripe_emulator.objects import JSON, Customer, Event, WebhookEndpoint
 from stripe_emulator.pipeline import Execute
 
@@ -75,7 +75,7 @@ def update_refund(emu: Emulator, p: Params, path: Mapping[str, str]) -> Execute:
     def execute() -> JSON:
         refund = emu.state.refunds.get(path["id"])
         if metadata is not None:
-            refund.metadata = {k: v for k, v in {**refund.metadata, **metadata}.items() if v != ""}
+            refund.metadata = merge_metadata(refund.metadata, metadata)
             emu.state.log.emit("refund.updated", render.refund(refund))
         return render.refund(refund)
 
@@ -138,9 +138,7 @@ def update_customer(emu: Emulator, p: Params, path: Mapping[str, str]) -> Execut
         customer = emu.state.customers.get(path["id"])
         for name, value in fields.items():
             setattr(customer, name, value or None)
-        if metadata is not None:
-            merged = {**customer.metadata, **metadata} if metadata else {}
-            customer.metadata = {k: v for k, v in merged.items() if v != ""}
+        customer.metadata = merge_metadata(customer.metadata, metadata)
         emu.state.log.emit("customer.updated", render.customer(customer))
         return render.customer(customer)
 
@@ -257,10 +255,7 @@ def update_webhook_endpoint(emu: Emulator, p: Params, path: Mapping[str, str]) -
         endpoint.url = url or endpoint.url
         endpoint.enabled_events = enabled or endpoint.enabled_events
         endpoint.description = description if description is not None else endpoint.description
-        if metadata is not None:
-            endpoint.metadata = {
-                k: v for k, v in {**endpoint.metadata, **metadata}.items() if v != ""
-            }
+        endpoint.metadata = merge_metadata(endpoint.metadata, metadata)
         if disabled is not None:
             endpoint.status = "disabled" if disabled else "enabled"
         return render.webhook_endpoint(endpoint)

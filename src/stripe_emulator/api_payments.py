@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from stripe_emulator import paging, render
 from stripe_emulator.emulator import Emulator
 from stripe_emulator.errors import InvalidRequestError, ValidationError
-from stripe_emulator.forms import Params
+from stripe_emulator.forms import Params, merge_metadata
 from stripe_emulator.objects import JSON, PaymentIntent
 from stripe_emulator.payments import FROZEN, unexpected_state
 from stripe_emulator.pipeline import Execute
@@ -168,9 +168,7 @@ def update_payment_intent(emu: Emulator, p: Params, path: Mapping[str, str]) -> 
         if payment_method is not None:
             pi.payment_method = emu.payments.resolve_payment_method(payment_method).id
             pi.status, pi.next_action = "requires_confirmation", None
-        if metadata is not None:
-            merged = {**pi.metadata, **metadata} if metadata else {}
-            pi.metadata = {k: v for k, v in merged.items() if v != ""}
+        pi.metadata = merge_metadata(pi.metadata, metadata)
         for name, value in fields.items():
             setattr(pi, name, value)
         return _render_pi(emu, pi, expand)
@@ -208,8 +206,7 @@ def capture_payment_intent(emu: Emulator, p: Params, path: Mapping[str, str]) ->
 
     def execute() -> JSON:
         pi = emu.payments.capture(emu.state.payment_intents.get(path["id"]), amount)
-        if metadata:
-            pi.metadata.update(metadata)
+        pi.metadata = merge_metadata(pi.metadata, metadata)
         return _render_pi(emu, pi, expand)
 
     return execute

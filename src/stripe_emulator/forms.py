@@ -93,6 +93,15 @@ def fingerprint(method: str, path: str, raw: bytes) -> str:
     return digest.hexdigest()
 
 
+def merge_metadata(current: dict[str, str], update: dict[str, str] | None) -> dict[str, str]:
+    """Stripe's metadata update: keys merge, ``key=""`` unsets a key, ``metadata=""`` all."""
+    if update is None:
+        return current
+    if not update:
+        return {}
+    return {k: v for k, v in {**current, **update}.items() if v != ""}
+
+
 _TRUE = {"true", "1"}
 _FALSE = {"false", "0", ""}
 

@@ -25,7 +25,6 @@ def page(params: Params) -> Page:
 
 def created(params: Params) -> CreatedRange:
     if not params.has("created"):
-        params.integer("created")
         return CreatedRange()
     try:
         exact = params.integer("created")

@@ -235,3 +235,19 @@ def test_deleted_customer_cannot_pay(client: stripe.StripeClient) -> None:
     with pytest.raises(stripe.InvalidRequestError) as info:
         client.v1.payment_intents.create(params=payment(customer=customer.id))
     assert info.value.code == "resource_missing"
+
+
+def test_metadata_updates_follow_one_rule_everywhere(client: stripe.StripeClient) -> None:
+    pi = client.v1.payment_intents.create(
+        params=payment(capture_method="manual", metadata={"a": "1", "b": "2"})
+    )
+    captured = client.v1.payment_intents.capture(pi.id, params={"metadata": {"a": "", "c": "3"}})
+    assert captured.metadata.to_dict() == {"b": "2", "c": "3"}
+    customer = client.v1.customers.create(params={"metadata": {"x": "1"}})
+    cleared = client.v1.customers.update(customer.id, params={"metadata": ""})
+    assert cleared.metadata is not None
+    assert cleared.metadata.to_dict() == {}
+    refund = client.v1.refunds.create(params={"payment_intent": pi.id, "metadata": {"r": "1"}})
+    kept = client.v1.refunds.update(refund.id, params={"metadata": {"s": "2"}})
+    assert kept.metadata is not None
+    assert kept.metadata.to_dict() == {"r": "1", "s": "2"}
