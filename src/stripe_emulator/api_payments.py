@@ -226,12 +226,14 @@ def cancel_payment_intent(emu: Emulator, p: Params, path: Mapping[str, str]) -> 
 def list_payment_intents(emu: Emulator, p: Params, _: Mapping[str, str]) -> Execute:
     page = paging.page(p)
     customer = p.text("customer")
+    # Stripe expands inside a list with the "data." prefix: expand[]=data.latest_charge.
+    expand = {e.removeprefix("data.") for e in p.expand()}
 
     def execute() -> JSON:
         index = ("customer", customer) if customer else None
         found, more = emu.state.payment_intents.list(page, index)
         return render.list_object(
-            "/v1/payment_intents", [render.payment_intent(pi) for pi in found], more
+            "/v1/payment_intents", [_render_pi(emu, pi, expand) for pi in found], more
         )
 
     return execute

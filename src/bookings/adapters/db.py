@@ -1,0 +1,184 @@
+"""The database: engine, connection settings for trouble, and one transaction helper.
+
+Every query runs inside ``Database.transaction()``, which is where database trouble turns
+into ``DbUnavailable`` (a fast 503 with Retry-After) and feeds the breaker. While the
+breaker is open a request fails in microseconds instead of waiting out connect timeouts,
+so a database outage cannot fill the workers with hung requests; the first trial after
+``db_breaker_reset_s`` finds out whether the database is back, and the pool's pre-ping
+replaces the dead connections, so recovery needs no restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from bookings.adapters.breaker import CircuitBreaker
+from bookings.errors import DbUnavailable, InvalidRequest
+from bookings.settings import Settings
+
+_DRIVERS = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "mysql": "mysql+asyncmy",
+    "mariadb": "mysql+asyncmy",
+    "mysql+asyncmy": "mysql+asyncmy",
+    "mariadb+asyncmy": "mysql+asyncmy",
+}
+# Server error codes that mean "try the transaction again": PostgreSQL's deadlock and
+# serialization failures, MariaDB's deadlock.
+_RETRYABLE_SQLSTATES = {"40P01", "40001"}
+_RETRYABLE_MYSQL = {1213}
+_MYSQL_LOCK_WAIT_TIMEOUT = 1205
+_PG_LOCK_NOT_AVAILABLE = "55P03"
+
+
+def async_url(url: str) -> sa.URL:
+    """Accept the URLs people write (``postgresql://``, ``mysql://``, ``mariadb://``)."""
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError as error:
+        raise InvalidRequest(f"not a database URL: {error}") from None
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise InvalidRequest(
+            f"unsupported database {parsed.drivername!r}: use postgresql:// or mysql://"
+        )
+    return parsed.set(drivername=driver)
+
+
+def _connect_args(url: sa.URL, settings: Settings) -> dict[str, Any]:
+    statement_ms = int(settings.db_statement_timeout_s * 1000)
+    if url.get_backend_name() == "postgresql":
+        return {
+            "timeout": settings.db_connect_timeout_s,
+            # Client-side bound as well, for a server that stops answering altogether.
+            "command_timeout": settings.db_statement_timeout_s + 1.0,
+            "server_settings": {
+                "statement_timeout": str(statement_ms),
+                "lock_timeout": str(statement_ms),
+                "idle_in_transaction_session_timeout": str(statement_ms * 4),
+                "application_name": "bookings",
+            },
+        }
+    lock_s = max(1, int(settings.db_statement_timeout_s))
+    return {
+        "connect_timeout": max(1, round(settings.db_connect_timeout_s)),
+        "init_command": (
+            f"SET SESSION max_statement_time={settings.db_statement_timeout_s:.3f}, "
+            f"innodb_lock_wait_timeout={lock_s}, time_zone='+00:00', "
+            "transaction_isolation='READ-COMMITTED'"
+        ),
+    }
+
+
+def make_engine(settings: Settings) -> AsyncEngine:
+    url = async_url(settings.database_url)
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args=_connect_args(url, settings),
+    )
+
+
+def sqlstate(error: BaseException) -> str | int | None:
+    """The server's error code behind a SQLAlchemy error, on either driver."""
+    orig = getattr(error, "orig", None)
+    if orig is None:
+        return None
+    state = getattr(orig, "sqlstate", None) or getattr(
+        getattr(orig, "__cause__", None), "sqlstate", None
+    )
+    if state:
+        return str(state)
+    args = getattr(orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def is_retryable(error: BaseException) -> bool:
+    code = sqlstate(error)
+    return code in _RETRYABLE_SQLSTATES or code in _RETRYABLE_MYSQL
+
+
+def is_lock_timeout(error: BaseException) -> bool:
+    code = sqlstate(error)
+    return code in (_MYSQL_LOCK_WAIT_TIMEOUT, _PG_LOCK_NOT_AVAILABLE)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Connection-level trouble: the database is down, unreachable, slow or saturated."""
+    if isinstance(error, sa_exc.IntegrityError) or is_retryable(error) or is_lock_timeout(error):
+        return False
+    return isinstance(
+        error,
+        sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | sa_exc.TimeoutError
+        | OSError
+        | TimeoutError
+        | ConnectionError,
+    ) or (isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated)
+
+
+class Database:
+    def __init__(self, settings: Settings, breaker: CircuitBreaker) -> None:
+        self.engine = make_engine(settings)
+        self.dialect = self.engine.dialect.name
+        self.breaker = breaker
+        self.lock_timeouts = 0
+        # A hard ceiling per transaction for a server that accepts and then never answers.
+        self._deadline_s = (
+            settings.db_statement_timeout_s
+            + settings.db_connect_timeout_s
+            + settings.db_pool_timeout_s
+            + 1.0
+        )
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction; trouble with the database itself becomes ``DbUnavailable``."""
+        if not self.breaker.allow():
+            raise DbUnavailable()
+        try:
+            async with asyncio.timeout(self._deadline_s), self.engine.begin() as conn:
+                yield conn
+        except Exception as error:
+            if is_lock_timeout(error):
+                # Contention, not an outage: answer 503 but leave the breaker alone.
+                self.lock_timeouts += 1
+                self.breaker.record_success()
+                raise DbUnavailable("the database is busy; retry shortly") from error
+            if is_unavailable(error):
+                self.breaker.record_failure()
+                raise DbUnavailable() from error
+            self.breaker.record_success()  # the database answered; the request was refused
+            raise
+        self.breaker.record_success()
+
+    async def ping(self) -> None:
+        async with self.transaction() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    def pool_status(self) -> tuple[int, int]:
+        """(connections in use, pool capacity) for the pool metrics."""
+        pool: Any = self.engine.pool
+        return int(pool.checkedout()), int(pool.size()) + int(getattr(pool, "_max_overflow", 0))
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,55 @@
+"""The FastAPI application: routes, error mapping, middleware, and the worker's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from fastapi import FastAPI
+
+from bookings import __version__
+from bookings.api import errors
+from bookings.api.middleware import LoadShedding, RequestContext
+from bookings.api.routes import admin, auth, bookings, health, resources, webhooks
+from bookings.bootstrap import Container, build
+from bookings.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+    c = container or build(settings or Settings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await c.prepare()
+        await c.flags.refresh()
+        task = None
+        if c.settings.run_background_jobs:
+            task = asyncio.create_task(c.maintenance.run(), name="bookings-maintenance")
+        log.info("bookings started", unsafe=c.settings.unsafe_no_safeguards)
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await c.close()
+
+    app = FastAPI(
+        title="bookings",
+        version=__version__,
+        description="The reference booking and payments service of gameday.",
+        lifespan=lifespan,
+    )
+    app.state.container = c
+    for module in (auth, resources, bookings, webhooks, admin, health):
+        app.include_router(module.router)
+    errors.install(app)
+    # Outermost first: the request id wraps everything, shedding happens inside it.
+    app.add_middleware(LoadShedding, metrics=c.metrics, limit=c.settings.max_in_flight)
+    app.add_middleware(RequestContext, metrics=c.metrics)
+    return app

@@ -1,0 +1,1 @@
+"""Alembic migrations; ``bookings.services.schema`` runs them (no alembic.ini needed)."""

@@ -1,0 +1,1 @@
+"""Logs and metrics: what an on-call engineer reads during a drill."""
