@@ -21,7 +21,7 @@ from bookings.observability import logging as logs
 from bookings.observability.metrics import Metrics
 from bookings.services import schema
 from bookings.services.admin import Admin
-from bookings.services.auth import Auth
+from bookings.services.auth import Auth, Tokens
 from bookings.services.context import Context
 from bookings.services.holds import Holds
 from bookings.services.idempotency import IdempotencyStore
@@ -49,6 +49,7 @@ class Container:
     redis: RedisGuard
     flags: FlagStore
     gateway: PaymentGateway
+    tokens: Tokens
     auth: Auth
     limiter: RateLimiter
     holds: Holds
@@ -131,10 +132,16 @@ def build(settings: Settings, mailer: Mailer | None = None) -> Container:
     )
     outbox = Outbox(ctx, mailer or SmtpMailer(s))
     settlement = Settlement(ctx, stripe, on_email_queued=outbox.wakeup.set)
-    holds = Holds(ctx, AvailabilityCache(redis, flags, metrics, s.availability_cache_ttl_s))
+    holds = Holds(
+        ctx,
+        AvailabilityCache(
+            redis, flags, metrics, ttl_s=s.availability_cache_ttl_s, prefix=s.redis_key_prefix
+        ),
+    )
     keys = IdempotencyStore(ctx, lease_s=s.payment_lease_s)
     payments = Payments(ctx, stripe, settlement)
     webhooks = Webhooks(ctx, settlement)
+    tokens = Tokens(s, ctx.now)
     return Container(
         settings=s,
         metrics=metrics,
@@ -143,8 +150,11 @@ def build(settings: Settings, mailer: Mailer | None = None) -> Container:
         redis=redis,
         flags=flags,
         gateway=stripe,
-        auth=Auth(s, db, ctx.now),
-        limiter=RateLimiter(redis, flags, per_minute=s.rate_limit_per_minute),
+        tokens=tokens,
+        auth=Auth(s, db, tokens),
+        limiter=RateLimiter(
+            redis, flags, per_minute=s.rate_limit_per_minute, prefix=s.redis_key_prefix
+        ),
         holds=holds,
         keys=keys,
         payments=payments,

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     # Dependencies. postgresql:// and mysql:// / mariadb:// URLs are accepted as such.
     database_url: str = "postgresql://postgres@127.0.0.1:5432/bookings"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_key_prefix: str = Field(default="bookings", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     stripe_api_key: str = DEV_STRIPE_KEY
     stripe_api_base: str = "http://127.0.0.1:12111"
     stripe_webhook_secret: str = DEV_WEBHOOK_SECRET

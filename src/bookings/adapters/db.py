@@ -74,8 +74,7 @@ def _connect_args(url: sa.URL, settings: Settings) -> dict[str, Any]:
         "connect_timeout": max(1, round(settings.db_connect_timeout_s)),
         "init_command": (
             f"SET SESSION max_statement_time={settings.db_statement_timeout_s:.3f}, "
-            f"innodb_lock_wait_timeout={lock_s}, time_zone='+00:00', "
-            "transaction_isolation='READ-COMMITTED'"
+            f"innodb_lock_wait_timeout={lock_s}, time_zone='+00:00'"
         ),
     }
 
@@ -89,6 +88,9 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.db_pool_timeout_s,
         pool_pre_ping=True,
         pool_recycle=1800,
+        # PostgreSQL's default; on MariaDB it avoids REPEATABLE READ's gap locks, which turn
+        # concurrent inserts into deadlocks.
+        isolation_level="READ COMMITTED",
         connect_args=_connect_args(url, settings),
     )
 

@@ -26,11 +26,13 @@ class RateLimiter:
         flags: FlagStore,
         *,
         per_minute: int,
+        prefix: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = redis
         self._flags = flags
         self._per_minute = per_minute
+        self._prefix = prefix
         self._clock = clock
         self._local: dict[str, int] = {}
         self._local_window = 0
@@ -45,7 +47,7 @@ class RateLimiter:
         """Count one request of ``subject``; raise ``RateLimited`` past the limit."""
         now = self._clock()
         window = int(now // WINDOW_S)
-        key = f"bookings:rl:{subject}:{window}"
+        key = f"{self._prefix}:rl:{subject}:{window}"
 
         async def incr(r: object) -> int:
             async with self._redis.client.pipeline(transaction=False) as pipe:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import orjson
 import stripe
+import structlog
 
 from bookings.adapters.breaker import CircuitBreaker
 from bookings.domain.payments import parse_status
@@ -23,6 +24,7 @@ from bookings.errors import InvalidRequest, ProviderUnavailable, WebhookRejected
 from bookings.settings import Settings
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 
 def snapshot(pi: Any) -> IntentSnapshot:
@@ -64,11 +66,15 @@ class StripeGateway:
         except stripe.CardError:
             self.breaker.record_success()
             raise
-        except (stripe.APIConnectionError, stripe.RateLimitError) as error:
+        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as error:
+            # Connection trouble, 429 or 5xx, after the SDK's own retries.
             self.breaker.record_failure()
-            raise ProviderUnavailable() from error
-        except stripe.APIError as error:  # 5xx after the SDK's own retries
-            self.breaker.record_failure()
+            log.warning(
+                "payment provider call failed",
+                error=type(error).__name__,
+                status=error.http_status,
+                detail=str(error)[:200],
+            )
             raise ProviderUnavailable() from error
         except stripe.StripeError as error:
             # 4xx other than a decline: our request was wrong, the provider is fine.

@@ -27,7 +27,7 @@ def caller(c: Services, credentials: Bearer) -> Principal:
     """The authenticated user; 401 (``token_expired`` / ``invalid_token``) otherwise."""
     if credentials is None:
         raise AuthError("a bearer token is required", code="not_authenticated")
-    return c.auth.decode(credentials.credentials)
+    return c.tokens.decode(credentials.credentials)
 
 
 Caller = Annotated[Principal, Depends(caller)]
@@ -57,7 +57,7 @@ def admin(
         return c.auth.check_admin_token(x_admin_token)
     if credentials is None:
         raise AuthError("admin access requires X-Admin-Token", code="not_authenticated")
-    who = c.auth.decode(credentials.credentials)
+    who = c.tokens.decode(credentials.credentials)
     if not who.is_admin:
         raise Forbidden("admin access required", code="admin_required")
     return who

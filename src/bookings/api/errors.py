@@ -72,7 +72,13 @@ def error_response(error: e.BookingsError) -> JSONResponse:
 
 async def _bookings_error(_: Request, error: e.BookingsError) -> JSONResponse:
     if isinstance(error, e.Unavailable):
-        log.warning("unavailable", code=error.code)
+        cause = error.__cause__
+        log.warning(
+            "unavailable",
+            code=error.code,
+            cause=type(cause).__name__ if cause else None,
+            detail=str(getattr(cause, "orig", cause))[:200] if cause else None,
+        )
     return error_response(error)
 
 

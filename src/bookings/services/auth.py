@@ -67,10 +67,11 @@ class TokenPair:
     expires_in: float
 
 
-class Auth:
-    def __init__(self, settings: Settings, db: Database, now: Callable[[], datetime]) -> None:
+class Tokens:
+    """Issuing and checking JWTs: pure computation over the settings' secret."""
+
+    def __init__(self, settings: Settings, now: Callable[[], datetime]) -> None:
         self._settings = settings
-        self._db = db
         self._now = now
 
     def _encode(self, principal: Principal, kind: str, ttl_s: float) -> str:
@@ -117,6 +118,18 @@ class Auth:
         except (KeyError, ValueError):
             raise AuthError("the token is not valid", code="invalid_token") from None
 
+    def refresh(self, refresh_token: str, ttl_s: float | None = None) -> TokenPair:
+        return self.issue(self.decode(refresh_token, "refresh"), ttl_s)
+
+
+class Auth:
+    """Who may come in: customers by password, operators by the admin token."""
+
+    def __init__(self, settings: Settings, db: Database, tokens: Tokens) -> None:
+        self._settings = settings
+        self._db = db
+        self._tokens = tokens
+
     async def login(self, email: str, password: str, ttl_s: float | None = None) -> TokenPair:
         async with self._db.transaction() as conn:
             row = (
@@ -126,10 +139,7 @@ class Auth:
         # scrypt takes tens of milliseconds: keep it off the event loop.
         if not await asyncio.to_thread(verify_password, password, stored) or not row:
             raise AuthError("wrong email or password", code="invalid_credentials")
-        return self.issue(Principal(row.id, Role(row.role), Tier(row.tier)), ttl_s)
-
-    def refresh(self, refresh_token: str, ttl_s: float | None = None) -> TokenPair:
-        return self.issue(self.decode(refresh_token, "refresh"), ttl_s)
+        return self._tokens.issue(Principal(row.id, Role(row.role), Tier(row.tier)), ttl_s)
 
     def check_admin_token(self, token: str) -> Principal:
         if not hmac.compare_digest(token.encode(), self._settings.admin_token.encode()):

@@ -75,7 +75,13 @@ class Maintenance:
             try:
                 await step()
             except (BookingsError, OSError, TimeoutError) as error:
-                log.warning("maintenance step failed", step=name, error=type(error).__name__)
+                cause = error.__cause__
+                log.warning(
+                    "maintenance step failed",
+                    step=name,
+                    error=type(error).__name__,
+                    cause=str(getattr(cause, "orig", cause))[:200] if cause else None,
+                )
             except Exception:
                 log.exception("maintenance step crashed", step=name)
 

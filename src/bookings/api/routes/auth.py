@@ -28,4 +28,4 @@ async def token(body: TokenRequest, c: Services) -> TokenResponse:
 @router.post("/refresh")
 async def refresh(body: RefreshRequest, c: Services) -> TokenResponse:
     """A new token pair for a valid refresh token (use it when a call says token_expired)."""
-    return _out(c.auth.refresh(body.refresh_token, body.ttl_s))
+    return _out(c.tokens.refresh(body.refresh_token, body.ttl_s))

@@ -1,0 +1,3 @@
+from bookings.cli import main
+
+main()
