@@ -21,6 +21,7 @@ The domain and services raise these; only ``api/errors.py`` maps them to HTTP st
     │   └── WebhookRejected             bad signature or stale timestamp
     └── Unavailable                     a dependency or capacity problem (503 + Retry-After)
         ├── DbUnavailable
+        │   └── DbBusy                  deadlock / lock timeout: contention, not an outage
         ├── ProviderUnavailable
         ├── CacheUnavailable            Redis down and the fallback flag is off
         └── Overloaded                  load shedding
@@ -124,6 +125,13 @@ class DbUnavailable(Unavailable):
     code = "db_unavailable"
 
     def __init__(self, message: str = "the database is unavailable; retry shortly") -> None:
+        super().__init__(message)
+
+
+class DbBusy(DbUnavailable):
+    code = "db_busy"
+
+    def __init__(self, message: str = "the database is busy; retry shortly") -> None:
         super().__init__(message)
 
 

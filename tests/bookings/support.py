@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -376,6 +377,7 @@ class Stack:
         self.http = httpx.Client(base_url=self.url, timeout=30)
         self.server: ServiceServer | None = None
         self.procs: list[subprocess.Popen[str]] = []
+        self.worker_logs: list[Any] = []
 
     def __enter__(self) -> Stack:
         if self.sock is not None:
@@ -384,10 +386,14 @@ class Stack:
         env = {**os.environ, **{f"BOOKINGS_{k.upper()}": str(v)
                                for k, v in self.settings.model_dump().items()}}  # fmt: skip
         for port in self._ports:
+            log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in __exit__
+                "w+", prefix=f"bookings-worker-{port}-", suffix=".log", delete=False
+            )
+            self.worker_logs.append(log)
             self.procs.append(subprocess.Popen(  # noqa: S603 - our own CLI
                 [sys.executable, "-m", "bookings", "serve", "--port", str(port),
                  "--log-level", "warning"],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+                stdout=subprocess.PIPE, stderr=log, text=True, env=env,
             ))  # fmt: skip
         for proc in self.procs:
             assert proc.stdout is not None
@@ -407,6 +413,18 @@ class Stack:
             proc.wait(15)
             if proc.stdout is not None:
                 proc.stdout.close()
+        for log in self.worker_logs:
+            log.close()
+            os.unlink(log.name)
+
+    def worker_log(self) -> str:
+        """What the worker processes wrote to stderr so far (their JSON log lines)."""
+        texts = []
+        for log in self.worker_logs:
+            log.flush()
+            with open(log.name) as f:
+                texts.append(f.read())
+        return "".join(texts)
 
     def token(self, user_id: int, *, ttl_s: float | None = None, premium: bool = False) -> str:
         tier = Tier.PREMIUM if premium else Tier.NORMAL

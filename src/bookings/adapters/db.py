@@ -1,7 +1,9 @@
 """The database: engine, connection settings for trouble, and one transaction helper.
 
 Every query runs inside ``Database.transaction()``, which is where database trouble turns
-into ``DbUnavailable`` (a fast 503 with Retry-After) and feeds the breaker. While the
+into ``DbUnavailable`` (a fast 503 with Retry-After) and feeds the breaker, and where
+deadlocks and lock timeouts become ``DbBusy`` (also 503, never a 500; callers that can
+retry a transaction catch it). While the
 breaker is open a request fails in microseconds instead of waiting out connect timeouts,
 so a database outage cannot fill the workers with hung requests; the first trial after
 ``db_breaker_reset_s`` finds out whether the database is back, and the pool's pre-ping
@@ -21,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bookings.adapters.breaker import CircuitBreaker
-from bookings.errors import DbUnavailable, InvalidRequest
+from bookings.errors import DbBusy, DbUnavailable, InvalidRequest
 from bookings.settings import Settings
 
 _DRIVERS = {
@@ -161,11 +163,11 @@ class Database:
             async with asyncio.timeout(self._deadline_s), self.engine.begin() as conn:
                 yield conn
         except Exception as error:
-            if is_lock_timeout(error):
+            if is_lock_timeout(error) or is_retryable(error):
                 # Contention, not an outage: answer 503 but leave the breaker alone.
-                self.lock_timeouts += 1
+                self.lock_timeouts += is_lock_timeout(error)
                 self.breaker.record_success()
-                raise DbUnavailable("the database is busy; retry shortly") from error
+                raise DbBusy() from error
             if is_unavailable(error):
                 self.breaker.record_failure()
                 raise DbUnavailable() from error

@@ -160,8 +160,9 @@ async def payment_for_booking(
 
 
 async def payment_by_intent(conn: AsyncConnection, intent_id: str) -> Any | None:
+    """A lookup without a lock: settlement locks booking, then payment, in that order."""
     query = sa.select(payments).where(payments.c.provider_intent_id == intent_id)
-    return (await conn.execute(query.with_for_update().limit(1))).first()
+    return (await conn.execute(query.limit(1))).first()
 
 
 async def get_payment(

@@ -25,7 +25,6 @@ from sqlalchemy import exc as sa_exc
 
 from bookings.adapters import queries
 from bookings.adapters.cache import AvailabilityCache
-from bookings.adapters.db import is_retryable
 from bookings.adapters.flags import BOOKING_ATOMIC_LOCKING
 from bookings.domain.model import (
     Booking,
@@ -35,7 +34,7 @@ from bookings.domain.model import (
     check_bookable,
     price_cents,
 )
-from bookings.errors import DbUnavailable, NotFound, SlotTaken
+from bookings.errors import DbBusy, DbUnavailable, NotFound, SlotTaken
 from bookings.services.auth import Principal
 from bookings.services.context import Context
 
@@ -61,9 +60,9 @@ class Holds:
                 ctx.metrics.booking_conflicts.inc()
                 log.info("booking conflict", resource_id=resource_id, by="constraint")
                 raise SlotTaken() from None
-            except sa_exc.DBAPIError as error:
-                if not is_retryable(error) or attempt == _MAX_ATTEMPTS:
-                    raise DbUnavailable("the booking could not be stored; retry") from error
+            except DbBusy:
+                if attempt == _MAX_ATTEMPTS:
+                    raise
                 log.info("hold retried", reason="deadlock", attempt=attempt)
                 continue
             await self._cache.invalidate(resource_id)
