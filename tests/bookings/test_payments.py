@@ -5,6 +5,7 @@ the real emulator's ledger on both databases, and shown to fail on the unsafe va
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import time
@@ -150,24 +151,21 @@ def test_a_worker_killed_mid_payment_leaves_one_charge(
         user = world.customers[0]
         booking = stack.hold(user, world.resource, slot()).json()
         emulator.set_faults(latency_ms=1500)
-        with httpx.Client(base_url=stack.urls[0], timeout=10) as client:
-            try:
-                client.post(f"/bookings/{booking['id']}/payment",
-                            headers=stack.headers(user, "crash-1"),
-                            json={"payment_method": VISA}, timeout=0.7)  # fmt: skip
-            except httpx.TimeoutException:
-                pass
+        path, body = f"/bookings/{booking['id']}/payment", {"payment_method": VISA}
+        with (
+            httpx.Client(base_url=stack.urls[0]) as client,
+            contextlib.suppress(httpx.TimeoutException),
+        ):
+            client.post(path, headers=stack.headers(user, "crash-1"), json=body, timeout=0.7)
         os.kill(stack.procs[0].pid, signal.SIGKILL)
         emulator.clear_faults()
         other = httpx.Client(base_url=stack.urls[1], timeout=10)
-        first = other.post(f"/bookings/{booking['id']}/payment",
-                           headers=stack.headers(user, "crash-1"), json={"payment_method": VISA})  # fmt: skip
+        first = other.post(path, headers=stack.headers(user, "crash-1"), json=body)
         assert (first.status_code, first.json()["error"]) == (409, "idempotency_in_progress")
 
         def retried() -> bool:
-            r = other.post(f"/bookings/{booking['id']}/payment",
-                           headers=stack.headers(user, "crash-1"), json={"payment_method": VISA})  # fmt: skip
-            return r.status_code == 200
+            again = other.post(path, headers=stack.headers(user, "crash-1"), json=body)
+            return again.status_code == 200
 
         assert stack.wait_for(retried, 10)
         other.close()
