@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bookings.adapters import queries
@@ -106,9 +108,8 @@ class Settlement:
         if after is PaymentStatus.SUCCEEDED and (
             naive or booking.status is not BookingStatus.CONFIRMED
         ):
-            if naive or await self._confirmable(conn, booking):
+            if await self._confirm(conn, booking, now, naive=naive):
                 booking_status = BookingStatus.CONFIRMED
-                await queries.set_booking_status(conn, booking.id, booking_status, now)
                 dedup = None if naive else confirmation_key(booking.id)
                 if await enqueue_confirmation(conn, ctx, booking.id, dedup):
                     self._on_email_queued()  # early wake-up; the loop would find it anyway
@@ -125,14 +126,26 @@ class Settlement:
         return Applied(payment_id, booking.id, before, after, booking_status, needs_refund)
 
     @staticmethod
-    async def _confirmable(conn: AsyncConnection, booking: Booking) -> bool:
-        """Held, or expired with its range still free (a payment that outlived its hold)."""
-        if booking.status is BookingStatus.HELD:
-            return True
-        if booking.status is not BookingStatus.EXPIRED:
+    async def _confirm(
+        conn: AsyncConnection, booking: Booking, now: datetime, *, naive: bool
+    ) -> bool:
+        """Confirm a held booking, or an expired one whose range is still free (a payment
+        that outlived its hold). The change runs in a savepoint: should a racing hold take
+        the range first (possible with BOOKING_ATOMIC_LOCKING off), the constraint refuses
+        it and the caller refunds instead of failing."""
+        if not naive:
+            if booking.status is BookingStatus.EXPIRED:
+                span, rid = booking.span, booking.resource_id
+                if await queries.first_overlap(conn, rid, span, booking.id) is not None:
+                    return False
+            elif booking.status is not BookingStatus.HELD:
+                return False
+        try:
+            async with conn.begin_nested():
+                await queries.set_booking_status(conn, booking.id, BookingStatus.CONFIRMED, now)
+        except sa_exc.IntegrityError:
             return False
-        overlap = await queries.first_overlap(conn, booking.resource_id, booking.span, booking.id)
-        return overlap is None
+        return True
 
     async def refund_if_needed(self, payment_id: int) -> Applied | None:
         """Refund a payment marked ``needs_refund``; left marked if the provider is down."""

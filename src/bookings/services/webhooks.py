@@ -30,7 +30,7 @@ from bookings.domain.payments import PaymentStatus
 from bookings.domain.ports import IntentSnapshot
 from bookings.errors import NotFound
 from bookings.services.context import Context
-from bookings.services.settlement import Settlement
+from bookings.services.settlement import Applied, Settlement
 
 log = structlog.get_logger(__name__)
 _STALE_CLAIM = timedelta(seconds=60)
@@ -85,7 +85,7 @@ class Webhooks:
                 return Outcome(verdict, event_id)
         try:
             async with ctx.db.transaction() as conn:
-                status = await self._apply(conn, event)
+                status, applied = await self._apply(conn, event)
                 await self._mark(
                     conn, event_id, str(event["type"]), payload, status=status, dedup=dedup
                 )
@@ -95,6 +95,9 @@ class Webhooks:
             log.warning("webhook processing failed", event_id=event_id, error=type(error).__name__)
             raise ProcessingFailedError(str(error)) from error
         ctx.metrics.webhooks.labels("processed").inc()
+        if applied is not None and applied.needs_refund:
+            # The refund the settlement asked for, outside the event's transaction.
+            await self._settlement.refund_if_needed(applied.payment_id)
         return Outcome(status, event_id)
 
     async def _claim(self, event_id: str, kind: str, payload: str) -> str | None:
@@ -131,18 +134,18 @@ class Webhooks:
             )  # fmt: skip
         return None
 
-    async def _apply(self, conn: AsyncConnection, event: Any) -> str:
+    async def _apply(self, conn: AsyncConnection, event: Any) -> tuple[str, Applied | None]:
         snap = intent_of(event)
         if snap is None:
-            return "ignored"
+            return "ignored", None
         payment = await queries.payment_by_intent(conn, snap.id)
         if payment is None:
             log.info("webhook for an unknown intent", event_id=event["id"])
-            return "unmatched"
-        await self._settlement.apply_in(
+            return "unmatched", None
+        applied = await self._settlement.apply_in(
             conn, payment.id, snap, source=f"event:{event['id']}", authoritative=False
         )
-        return "processed"
+        return "processed", applied
 
     async def _mark(
         self, conn: AsyncConnection, event_id: str, kind: str, payload: str, *, status: str,
@@ -177,16 +180,6 @@ class Webhooks:
         except Exception:  # the database may be the failure; the provider retries anyway
             log.exception("could not record a failed webhook", event_id=event_id)
 
-    async def after_commit(self, event: Any) -> None:
-        """Refunds the settlement asked for happen outside the event's transaction."""
-        snap = intent_of(event)
-        if snap is None:
-            return
-        async with self._ctx.db.transaction() as conn:
-            payment = await queries.payment_by_intent(conn, snap.id)
-        if payment is not None and payment.needs_refund:
-            await self._settlement.refund_if_needed(payment.id)
-
     async def failed(self, limit: int = 100) -> list[dict[str, Any]]:
         async with self._ctx.db.transaction() as conn:
             rows = await conn.execute(
@@ -201,10 +194,7 @@ class Webhooks:
             row = (await conn.execute(sa.select(events).where(events.c.id == event_id))).first()
         if row is None:
             raise NotFound(f"no webhook event {event_id}", code="event_not_found")
-        event = orjson.loads(row.payload)
-        outcome = await self.handle(event, replay=True)
-        await self.after_commit(event)
-        return outcome
+        return await self.handle(orjson.loads(row.payload), replay=True)
 
 
 async def _upsert(

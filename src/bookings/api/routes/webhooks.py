@@ -35,5 +35,4 @@ async def stripe_event(
     except ProcessingFailedError:
         body = {"error": "processing_failed", "message": "the event will be retried"}
         return JSONResponse(body, 500)
-    await c.webhooks.after_commit(event)
     return JSONResponse({"received": True, "outcome": outcome.status})
