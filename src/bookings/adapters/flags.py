@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 
 from bookings.adapters.db import Database
 from bookings.adapters.tables import feature_flags
@@ -92,16 +93,13 @@ class FlagStore:
             raise NotFound(f"no feature flag named {name}", code="unknown_flag")
         if self._unsafe and enabled and (name in SAFEGUARDS or name == REDIS_OPTIONAL_FALLBACK):
             raise FlagLocked(f"{name} cannot be enabled on the unsafe variant")
-        async with self._db.transaction() as conn:
-            updated = await conn.execute(
-                sa.update(feature_flags)
-                .where(feature_flags.c.name == name)
-                .values(enabled=enabled, updated_at=now, updated_by=actor)
-            )
-            if updated.rowcount == 0:
+        values = {"enabled": enabled, "updated_at": now, "updated_by": actor}
+        try:
+            async with self._db.transaction() as conn:
+                await conn.execute(sa.insert(feature_flags).values(name=name, **values))
+        except sa_exc.IntegrityError:  # the usual case: the flag has a row already
+            async with self._db.transaction() as conn:
                 await conn.execute(
-                    sa.insert(feature_flags).values(
-                        name=name, enabled=enabled, updated_at=now, updated_by=actor
-                    )
+                    sa.update(feature_flags).where(feature_flags.c.name == name).values(**values)
                 )
         await self.refresh()
