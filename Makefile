@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: drill test lint types pytest bench clean
+.PHONY: drill test lint types pytest services bench clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh
@@ -23,7 +23,11 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+## services: PostgreSQL, MariaDB and Redis on loopback (installed from Debian if missing)
+services:
+	scripts/services.sh
+
+pytest: $(STAMP) services
 	$(BIN)/pytest
 
 ## bench: the performance figures quoted in closing notes
