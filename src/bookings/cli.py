@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from bookings.adapters.db import is_unavailable
 from bookings.bootstrap import Container, build
 from bookings.errors import BookingsError, DbUnavailable, ProviderUnavailable
 from bookings.observability import logging as logs
@@ -28,9 +29,13 @@ from bookings.services import schema
 from bookings.services import seed as drill_data
 from bookings.settings import Settings
 
-app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
+# Markdown mode reflows the docstrings (rich mode keeps their hard line breaks); soft
+# wrap keeps a one-line message on one line whatever the terminal width.
+app = typer.Typer(
+    add_completion=False, help=__doc__, no_args_is_help=True, rich_markup_mode="markdown"
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 DatabaseUrl = Annotated[
@@ -83,6 +88,10 @@ def serve(
     more). Prints 'bookings listening on URL' once it accepts requests."""
 
     settings = _settings(database_url=database_url, log_level=log_level.lower())
+    if not settings.unsafe_no_safeguards:
+        # Refuse a database without its constraints in one line, before uvicorn starts
+        # (whose lifespan failure is a traceback). An unreachable database is not fatal.
+        _run(settings, lambda c: c.prepare())
     logs.configure(settings.log_level)
     try:
         sock = bind(host, port)
@@ -169,6 +178,8 @@ def reconcile(
         print(json.dumps(body, indent=2))
     else:
         table = Table("kind", "booking", "intent", "ours", "provider", "fixed")
+        for column in table.columns:  # wrap long intent ids rather than crop them
+            column.overflow = "fold"
         for d in report.divergences:
             table.add_row(d.kind, str(d.booking_id), d.intent_id or "-", d.ours or "-",
                           d.theirs or "-", "yes" if d.fixed else "no")  # fmt: skip
@@ -191,8 +202,10 @@ def _guard(job: Callable[[Container], Awaitable[T]]) -> Callable[[Container], Aw
     async def run(c: Container) -> T:
         try:
             return await job(c)
-        except (OSError, TimeoutError) as error:
-            raise DbUnavailable() from error
+        except Exception as error:
+            if is_unavailable(error):  # e.g. MariaDB's "can't connect" OperationalError
+                raise DbUnavailable() from error
+            raise
 
     return run
 

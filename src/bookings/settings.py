@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     db_pool_timeout_s: float = Field(default=1.5, gt=0)
     db_connect_timeout_s: float = Field(default=1.0, gt=0)
     db_statement_timeout_s: float = Field(default=5.0, gt=0)
+    # Below the statement timeout, so a wait on a row lock reads as contention (503
+    # db_busy, breaker untouched) rather than as a slow database.
+    db_lock_timeout_s: float = Field(default=2.0, gt=0)
     db_breaker_failures: int = Field(default=5, ge=1)
     db_breaker_reset_s: float = Field(default=2.0, gt=0)
 

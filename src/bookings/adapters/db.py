@@ -41,6 +41,9 @@ _RETRYABLE_SQLSTATES = {"40P01", "40001"}
 _RETRYABLE_MYSQL = {1213}
 _MYSQL_LOCK_WAIT_TIMEOUT = 1205
 _PG_LOCK_NOT_AVAILABLE = "55P03"
+# PostgreSQL's statement_timeout cancels with query_canceled, which SQLAlchemy raises as a
+# bare DBAPIError (MariaDB's max_statement_time arrives as an OperationalError already).
+_PG_QUERY_CANCELED = "57014"
 
 
 def async_url(url: str) -> sa.URL:
@@ -58,7 +61,9 @@ def async_url(url: str) -> sa.URL:
 
 
 def _connect_args(url: sa.URL, settings: Settings) -> dict[str, Any]:
-    statement_ms = int(settings.db_statement_timeout_s * 1000)
+    statement_s = settings.db_statement_timeout_s
+    statement_ms = int(statement_s * 1000)
+    lock_s = min(settings.db_lock_timeout_s, statement_s * 0.8)
     if url.get_backend_name() == "postgresql":
         return {
             "timeout": settings.db_connect_timeout_s,
@@ -66,17 +71,17 @@ def _connect_args(url: sa.URL, settings: Settings) -> dict[str, Any]:
             "command_timeout": settings.db_statement_timeout_s + 1.0,
             "server_settings": {
                 "statement_timeout": str(statement_ms),
-                "lock_timeout": str(statement_ms),
+                "lock_timeout": str(max(1, int(lock_s * 1000))),
                 "idle_in_transaction_session_timeout": str(statement_ms * 4),
                 "application_name": "bookings",
             },
         }
-    lock_s = max(1, int(settings.db_statement_timeout_s))
     return {
         "connect_timeout": max(1, round(settings.db_connect_timeout_s)),
         "init_command": (
-            f"SET SESSION max_statement_time={settings.db_statement_timeout_s:.3f}, "
-            f"innodb_lock_wait_timeout={lock_s}, time_zone='+00:00'"
+            f"SET SESSION max_statement_time={statement_s:.3f}, "
+            # Whole seconds, at least 1: with a statement timeout near 1 s either may fire.
+            f"innodb_lock_wait_timeout={max(1, int(lock_s))}, time_zone='+00:00'"
         ),
     }
 
@@ -102,13 +107,14 @@ def sqlstate(error: BaseException) -> str | int | None:
     orig = getattr(error, "orig", None)
     if orig is None:
         return None
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):
+        # MySQL/MariaDB: the error number, not the SQLSTATE (a lock wait timeout is HY000).
+        return args[0]
     state = getattr(orig, "sqlstate", None) or getattr(
         getattr(orig, "__cause__", None), "sqlstate", None
     )
-    if state:
-        return str(state)
-    args = getattr(orig, "args", ())
-    return args[0] if args and isinstance(args[0], int) else None
+    return str(state) if state else None
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -125,6 +131,8 @@ def is_unavailable(error: BaseException) -> bool:
     """Connection-level trouble: the database is down, unreachable, slow or saturated."""
     if isinstance(error, sa_exc.IntegrityError) or is_retryable(error) or is_lock_timeout(error):
         return False
+    if sqlstate(error) == _PG_QUERY_CANCELED:  # statement_timeout: slow, so unavailable
+        return True
     return isinstance(
         error,
         sa_exc.OperationalError
@@ -142,6 +150,9 @@ class Database:
         self.dialect = self.engine.dialect.name
         self.breaker = breaker
         self.lock_timeouts = 0
+        # Checkout (pool slot, pre-ping, connect) has its own bound: a database that stopped
+        # answering (a partition, not a refusal) must cost a request no more than this.
+        self._checkout_s = max(settings.db_pool_timeout_s, settings.db_connect_timeout_s)
         # A hard ceiling per transaction for a server that accepts and then never answers.
         self._deadline_s = (
             settings.db_statement_timeout_s
@@ -160,7 +171,8 @@ class Database:
         if not self.breaker.allow():
             raise DbUnavailable()
         try:
-            async with asyncio.timeout(self._deadline_s), self.engine.begin() as conn:
+            async with asyncio.timeout(self._checkout_s) as limit, self.engine.begin() as conn:
+                limit.reschedule(asyncio.get_running_loop().time() + self._deadline_s)
                 yield conn
         except Exception as error:
             if is_lock_timeout(error) or is_retryable(error):

@@ -18,7 +18,8 @@ class Strict(BaseModel):
 
 
 class TokenRequest(Strict):
-    email: str = Field(min_length=3, max_length=254)
+    # No NUL: PostgreSQL cannot store or compare it, which would turn a typo into a 500.
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^\x00]+$")
     password: str = Field(min_length=1, max_length=200)
     ttl_s: float | None = Field(
         default=None, gt=0, le=86_400, description="Shorter access-token life (drills)."

@@ -19,5 +19,11 @@ def request_fingerprint(method: str, path: str, body: Any) -> str:
 
 
 def derived_key(*parts: object) -> str:
-    """A provider idempotency key from stable parts, so a retry maps to the same object."""
-    return "bk-" + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:40]
+    """A provider idempotency key from stable parts, so a retry maps to the same object.
+
+    Parts are joined with ``|``, escaping ``\\`` and ``|`` inside them, so different parts
+    never give one key (``("a|b",)`` vs ``("a", "b")``) and keys of parts without either
+    character are unchanged.
+    """
+    text = "|".join(str(p).replace("\\", "\\\\").replace("|", "\\|") for p in parts)
+    return "bk-" + hashlib.sha256(text.encode()).hexdigest()[:40]

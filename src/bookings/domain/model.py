@@ -56,8 +56,12 @@ class TimeRange:
             raise InvalidRequest("times must carry a UTC offset", code="naive_datetime")
         if self.ends_at <= self.starts_at:
             raise InvalidRequest("ends_at must be after starts_at", code="invalid_range")
-        object.__setattr__(self, "starts_at", self.starts_at.astimezone(UTC))
-        object.__setattr__(self, "ends_at", self.ends_at.astimezone(UTC))
+        try:  # 0001-01-01T00:00+01:00 or 9999-12-31T23:00-01:00 has no UTC datetime
+            starts_at, ends_at = self.starts_at.astimezone(UTC), self.ends_at.astimezone(UTC)
+        except OverflowError:
+            raise InvalidRequest("the times are out of range", code="invalid_range") from None
+        object.__setattr__(self, "starts_at", starts_at)
+        object.__setattr__(self, "ends_at", ends_at)
 
     def overlaps(self, other: TimeRange) -> bool:
         return self.starts_at < other.ends_at and other.starts_at < self.ends_at

@@ -25,6 +25,7 @@ from sqlalchemy import exc as sa_exc
 
 from bookings.adapters import queries
 from bookings.adapters.cache import AvailabilityCache
+from bookings.adapters.db import is_lock_timeout
 from bookings.adapters.flags import BOOKING_ATOMIC_LOCKING
 from bookings.domain.model import (
     Booking,
@@ -60,9 +61,10 @@ class Holds:
                 ctx.metrics.booking_conflicts.inc()
                 log.info("booking conflict", resource_id=resource_id, by="constraint")
                 raise SlotTaken() from None
-            except DbBusy:
-                if attempt == _MAX_ATTEMPTS:
-                    raise
+            except DbBusy as busy:
+                cause = busy.__cause__
+                if attempt == _MAX_ATTEMPTS or (cause is not None and is_lock_timeout(cause)):
+                    raise  # retrying a lock wait timeout would only multiply the wait
                 log.info("hold retried", reason="deadlock", attempt=attempt)
                 continue
             await self._cache.invalidate(resource_id)

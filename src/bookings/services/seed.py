@@ -102,7 +102,6 @@ async def _seed_guides(conn: AsyncConnection, now: datetime) -> int:
         )).scalars().all()
     )  # fmt: skip
     offered = overlapping_slots(now)
-    added = 0
     for email, user_id in sorted(guide_ids.items()):
         if user_id in owned:
             continue
@@ -117,8 +116,10 @@ async def _seed_guides(conn: AsyncConnection, now: datetime) -> int:
             sa.insert(slots),
             [{"resource_id": resource_id, "starts_at": a, "ends_at": b} for a, b in offered],
         )
-        added += len(offered)
-    return added
+    # What is there, not what this run added: a second run adds nothing yet reports the same.
+    tagged = sa.select(resources.c.id).where(resources.c.gameday.is_(True))
+    count = sa.select(sa.func.count()).select_from(slots).where(slots.c.resource_id.in_(tagged))
+    return int((await conn.execute(count)).scalar_one())
 
 
 async def cleanup(ctx: Context) -> dict[str, int]:

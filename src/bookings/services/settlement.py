@@ -119,7 +119,9 @@ class Settlement:
                 log.warning("paid but not bookable: refunding", booking_id=booking.id)
         elif after is PaymentStatus.REFUNDED:
             needs_refund = changes["needs_refund"] = False
-            if booking.status is BookingStatus.CONFIRMED:
+            # Money returned: a confirmed booking is canceled, and so is a hold (a refund
+            # reported before the success must not keep the range blocked).
+            if booking.status in (BookingStatus.CONFIRMED, BookingStatus.HELD):
                 booking_status = BookingStatus.CANCELED
                 await queries.set_booking_status(conn, booking.id, booking_status, now)
         await queries.update_payment(conn, payment_id, **changes)

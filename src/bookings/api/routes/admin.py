@@ -11,7 +11,7 @@ from bookings.api.schemas import ERRORS, BookingOut, FlagUpdate
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=ERRORS)
 Id = Annotated[int, Path(ge=1, le=2**53)]
-EventId = Annotated[str, Path(min_length=1, max_length=255)]
+EventId = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[^\x00]+$")]
 FlagName = Annotated[str, Path(min_length=1, max_length=64)]
 
 
