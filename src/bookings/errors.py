@@ -23,6 +23,7 @@ The domain and services raise these; only ``api/errors.py`` maps them to HTTP st
         ├── DbUnavailable
         │   └── DbBusy                  deadlock / lock timeout: contention, not an outage
         ├── ProviderUnavailable
+        │   └── ProviderServerError     a 5xx the provider may have saved under the key
         ├── CacheUnavailable            Redis down and the fallback flag is off
         └── Overloaded                  load shedding
 """
@@ -141,6 +142,12 @@ class ProviderUnavailable(Unavailable):
 
     def __init__(self, message: str = "the payment provider is unavailable; retry") -> None:
         super().__init__(message)
+
+
+class ProviderServerError(ProviderUnavailable):
+    """The provider answered 5xx without ``Stripe-Should-Retry: true``: Stripe may have
+    saved that answer under the idempotency key and would replay it for 24 hours, so the
+    next attempt must use a new key (the payment's key generation moves on)."""
 
 
 class CacheUnavailable(Unavailable):

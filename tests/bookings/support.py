@@ -9,8 +9,8 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -283,6 +283,7 @@ class TcpRelay:
         self.down()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()
 
 
 class PrivateRedis:
@@ -386,7 +387,7 @@ class Stack:
         env = {**os.environ, **{f"BOOKINGS_{k.upper()}": str(v)
                                for k, v in self.settings.model_dump().items()}}  # fmt: skip
         for port in self._ports:
-            log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in __exit__
+            log = tempfile.NamedTemporaryFile(
                 "w+", prefix=f"bookings-worker-{port}-", suffix=".log", delete=False
             )
             self.worker_logs.append(log)
@@ -504,3 +505,117 @@ async def _burst(urls: Sequence[str], calls: Sequence[Call]) -> list[httpx.Respo
 
 def burst(urls: str | Sequence[str], calls: Sequence[Call]) -> list[httpx.Response]:
     return run(_burst([urls] if isinstance(urls, str) else urls, calls))
+
+
+# ---------------------------------------------------------------- the CLI, as an operator runs it
+
+
+@dataclass(frozen=True)
+class CliRun:
+    """One finished ``bookings`` command: its exit code and what it printed."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def lines(self) -> list[str]:
+        """The non-empty lines of stderr (where the CLI says what went wrong)."""
+        return [line for line in self.stderr.splitlines() if line.strip()]
+
+
+def cli_env(**settings: object) -> dict[str, str]:
+    """An environment for ``bookings`` commands: no inherited ``BOOKINGS_*`` variables, a
+    fixed terminal width, ``environment=test``, and ``settings`` as ``BOOKINGS_<NAME>``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOOKINGS_")}
+    env.update({"COLUMNS": "100", "NO_COLOR": "1", "BOOKINGS_ENVIRONMENT": "test"})
+    env.update({f"BOOKINGS_{k.upper()}": str(v) for k, v in settings.items()})
+    return env
+
+
+def cli_start(args: Sequence[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "bookings", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+
+
+def cli_all(
+    runs: Sequence[tuple[Sequence[str], dict[str, str]]], timeout_s: float = 90
+) -> list[CliRun]:
+    """Run independent commands side by side (each start costs ~2 s of imports)."""
+    procs = [cli_start(args, env) for args, env in runs]
+    done = []
+    for proc in procs:
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            raise
+        done.append(CliRun(proc.returncode, out, err))
+    return done
+
+
+def cli(*args: str, env: dict[str, str], timeout_s: float = 90) -> CliRun:
+    return cli_all([(args, env)], timeout_s)[0]
+
+
+def empty_database(dialect: str) -> ScratchDatabase:
+    """A database with no tables at all (``ScratchDatabase.create`` would migrate it)."""
+    db = ScratchDatabase(dialect)
+    run(db._admin(f"CREATE DATABASE {db.name}"))
+    return db
+
+
+# ---------------------------------------------------------------- a partition
+
+
+class StallingRelay(TcpRelay):
+    """A ``TcpRelay`` that can also fail the way a network partition does: ``stall()``
+    keeps every connection open and accepts new ones, but forwards no byte either way (no
+    refusal, no reset: the peer learns nothing until its own timeouts fire); ``resume()``
+    lets the open connections flow again and resets the ones accepted while stalled."""
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self._stalled = False
+        self._held: set[asyncio.StreamWriter] = set()
+        super().__init__(target_port, target_host)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._stalled:
+            self._held.add(writer)  # accepted, then silence
+            return
+        await super()._handle(reader, writer)
+
+    def _set_stalled(self, stalled: bool) -> None:
+        async def apply() -> None:
+            self._stalled = stalled
+            for writer in list(self._writers):
+                transport: Any = writer.transport
+                if stalled:
+                    transport.pause_reading()
+                else:
+                    transport.resume_reading()
+            if not stalled:
+                self._drop_held()
+
+        self._call(apply())
+
+    def _drop_held(self) -> None:
+        for writer in self._held:
+            writer.transport.abort()
+        self._held.clear()
+
+    def stall(self) -> None:
+        self._set_stalled(True)
+
+    def resume(self) -> None:
+        self._set_stalled(False)
+
+    def down(self) -> None:
+        async def drop() -> None:
+            self._drop_held()
+
+        self._call(drop())
+        super().down()

@@ -20,7 +20,12 @@ import structlog
 from bookings.adapters.breaker import CircuitBreaker
 from bookings.domain.payments import parse_status
 from bookings.domain.ports import CardDeclinedError, IntentSnapshot
-from bookings.errors import InvalidRequest, ProviderUnavailable, WebhookRejected
+from bookings.errors import (
+    InvalidRequest,
+    ProviderServerError,
+    ProviderUnavailable,
+    WebhookRejected,
+)
 from bookings.settings import Settings
 
 T = TypeVar("T")
@@ -45,6 +50,12 @@ def snapshot(pi: Any) -> IntentSnapshot:
         next_action_url=redirect.get("url"),
         refunded=refunded,
     )
+
+
+def _nothing_saved(error: stripe.StripeError) -> bool:
+    """Stripe promises that a retry with the same key may succeed."""
+    headers = {k.lower(): v for k, v in (error.headers or {}).items()}
+    return headers.get("stripe-should-retry") == "true"
 
 
 class StripeGateway:
@@ -75,6 +86,8 @@ class StripeGateway:
                 status=error.http_status,
                 detail=str(error)[:200],
             )
+            if isinstance(error, stripe.APIError) and not _nothing_saved(error):
+                raise ProviderServerError() from error
             raise ProviderUnavailable() from error
         except stripe.StripeError as error:
             # 4xx other than a decline: our request was wrong, the provider is fine.

@@ -112,6 +112,9 @@ payments = sa.Table(
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("decline_code", sa.String(64), nullable=True),
     sa.Column("needs_refund", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Part of every provider idempotency key; moves on after a provider 5xx (see
+    # errors.ProviderServerError), never after an unknown outcome.
+    sa.Column("key_generation", sa.Integer, nullable=False, server_default="0"),
     sa.Column("lease_until", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),

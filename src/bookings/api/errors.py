@@ -1,7 +1,8 @@
 """The one place where errors become HTTP: status code, ``{"error", "message"}`` body, headers.
 
 Client mistakes are 4xx with a stable machine code; dependency trouble is 503 with
-``Retry-After``; anything unexpected is a logged 500 ``internal_error`` with no details.
+``Retry-After``. Anything unexpected is a logged 500 ``internal_error`` with no details,
+answered by the request middleware (``middleware.RequestContext``).
 """
 
 from __future__ import annotations
@@ -98,14 +99,8 @@ async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse
     )
 
 
-async def _unexpected(_: Request, error: Exception) -> JSONResponse:
-    log.error("unhandled error", exc_info=error)
-    return JSONResponse({"error": "internal_error", "message": "an unexpected error occurred"}, 500)
-
-
 def install(app: FastAPI) -> None:
     # Starlette types handlers as taking any Exception; each of these gets only its own kind.
     app.add_exception_handler(e.BookingsError, _bookings_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
-    app.add_exception_handler(Exception, _unexpected)

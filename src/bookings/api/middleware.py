@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Sequence
 
 import orjson
 import structlog
@@ -14,6 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bookings.observability.metrics import Metrics
 
 log = structlog.get_logger("bookings.access")
+INTERNAL_ERROR = {"error": "internal_error", "message": "an unexpected error occurred"}
+OVERLOADED = {"error": "overloaded", "message": "the service is at capacity; retry shortly"}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _UNSHED = ("/health/", "/metrics")
 
@@ -23,6 +26,24 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
+
+
+async def _send_json(
+    send: Send, status: int, body: dict[str, str], headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    raw = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(raw)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": raw})
 
 
 class RequestContext:
@@ -45,7 +66,7 @@ class RequestContext:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(req_id=req_id)
         started = time.perf_counter()
-        status = 500
+        status = 0
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -57,6 +78,13 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here rather than by Starlette's outermost handler, which re-raises
+            # to the server and so drops the connection after the 500.
+            log.exception("unhandled error")
+            if status:
+                raise
+            await _send_json(send_with_id, 500, INTERNAL_ERROR)
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")
@@ -93,21 +121,7 @@ class LoadShedding:
             return
         if self.in_flight >= self.limit:
             self.metrics.shed.inc()
-            body = orjson.dumps(
-                {"error": "overloaded", "message": "the service is at capacity; retry shortly"}
-            )
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 503,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"retry-after", b"1"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await _send_json(send, 503, OVERLOADED, [(b"retry-after", b"1")])
             return
         self.in_flight += 1
         self.metrics.in_flight.set(self.in_flight)

@@ -40,6 +40,7 @@ from bookings.errors import (
     NotFound,
     PaymentDeclined,
     PaymentInProgress,
+    ProviderServerError,
     ProviderUnavailable,
 )
 from bookings.services.auth import Principal
@@ -67,6 +68,7 @@ class _Reserved:
     payment_id: int
     status: PaymentStatus
     intent_id: str | None
+    generation: int = 0
 
 
 class Payments:
@@ -108,7 +110,9 @@ class Payments:
             if payment.lease_until is not None and payment.lease_until > now:
                 raise PaymentInProgress("another payment attempt for this booking is running")
             await queries.update_payment(conn, payment.id, lease_until=now + self._lease)
-        return _Reserved(booking, payment.id, status, payment.provider_intent_id)
+        return _Reserved(
+            booking, payment.id, status, payment.provider_intent_id, payment.key_generation
+        )
 
     async def _reserve_naively(self, who: Principal, booking_id: int) -> _Reserved:
         now = self._ctx.now()
@@ -123,7 +127,6 @@ class Payments:
 
     async def _charge(self, r: _Reserved, payment_method: str, client_key: str) -> PaymentResult:
         ctx = self._ctx
-        unsafe = ctx.unsafe
         intent_id = r.intent_id
         if intent_id is not None and r.status in (
             PaymentStatus.REQUIRES_ACTION,
@@ -134,23 +137,16 @@ class Payments:
             applied = await self._settle(r.payment_id, current, "retrieve")
             if applied.after is not PaymentStatus.REQUIRES_PAYMENT_METHOD:
                 return self._result(r, applied, current)
-        if intent_id is None:
-            intent = await self._gateway.create_intent(
-                amount=r.booking.amount_cents,
-                currency=r.booking.currency,
-                metadata={"booking_id": str(r.booking.id), "payment_id": str(r.payment_id)},
-                idempotency_key=_key(unsafe, "create", r.payment_id),
-            )
-            intent_id = intent.id
-            async with ctx.db.transaction() as conn:
-                await queries.update_payment(conn, r.payment_id, provider_intent_id=intent_id)
         ctx.metrics.payment_attempts.inc()
         try:
-            answer = await self._gateway.confirm(
-                intent_id,
-                payment_method=payment_method,
-                idempotency_key=_key(unsafe, "confirm", r.payment_id, client_key, payment_method),
-            )
+            answer = await self._create_and_confirm(r, intent_id, payment_method, client_key)
+        except ProviderServerError:
+            # The provider may have saved its 5xx under these keys: move to fresh ones, so
+            # the client's retry is not answered with the same failure for 24 hours.
+            async with ctx.db.transaction() as conn:
+                await queries.update_payment(conn, r.payment_id, key_generation=r.generation + 1)
+            ctx.metrics.payment_outcomes.labels("error").inc()
+            raise
         except CardDeclinedError as declined:
             if declined.intent is not None:
                 await self._settle(r.payment_id, declined.intent, "confirm")
@@ -164,6 +160,30 @@ class Payments:
         applied = await self._settle(r.payment_id, answer, "confirm")
         ctx.metrics.payment_outcomes.labels(applied.after.value).inc()
         return self._result(r, applied, answer)
+
+    async def _create_and_confirm(
+        self, r: _Reserved, intent_id: str | None, payment_method: str, client_key: str
+    ) -> IntentSnapshot:
+        """The provider calls, each under a key derived from what identifies it: the
+        payment and its key generation (create), plus the client's key and the method
+        (confirm). A retry after an unknown outcome (a crash, a lost answer) repeats the
+        same keys and so finds the same intent and the same confirmation."""
+        unsafe, gen = self._ctx.unsafe, r.generation
+        if intent_id is None:
+            intent = await self._gateway.create_intent(
+                amount=r.booking.amount_cents,
+                currency=r.booking.currency,
+                metadata={"booking_id": str(r.booking.id), "payment_id": str(r.payment_id)},
+                idempotency_key=_key(unsafe, "create", r.payment_id, gen),
+            )
+            intent_id = intent.id
+            async with self._ctx.db.transaction() as conn:
+                await queries.update_payment(conn, r.payment_id, provider_intent_id=intent_id)
+        return await self._gateway.confirm(
+            intent_id,
+            payment_method=payment_method,
+            idempotency_key=_key(unsafe, "confirm", r.payment_id, gen, client_key, payment_method),
+        )
 
     async def _settle(self, payment_id: int, snap: IntentSnapshot, source: str) -> Applied:
         return await self._settlement.apply(
