@@ -1,7 +1,7 @@
 """The SQL the services run, as small functions over one open connection.
 
 Kept as SQLAlchemy Core (not ORM) so every statement and every lock is visible where it
-is written: the booking path is three statements, and each matters for correctness.
+is written: the booking path is four statements, and each matters for correctness.
 """
 
 from __future__ import annotations
@@ -13,7 +13,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bookings.adapters.tables import bookings, payment_transitions, payments, resources, slots
+from bookings.adapters.tables import (
+    UTCDateTime,
+    bookings,
+    payment_transitions,
+    payments,
+    resources,
+    slots,
+)
 from bookings.domain.model import ACTIVE, Booking, BookingStatus, TimeRange
 from bookings.domain.payments import PaymentStatus
 
@@ -33,53 +40,65 @@ def to_booking(row: Any) -> Booking:
     )
 
 
+# The hold path's statements are built once, with bound parameters: building a Core
+# construct per call costs more CPU than the database spends running it.
+_RID: sa.BindParameter[int] = sa.bindparam("rid", type_=sa.BigInteger())
+_STARTS: sa.BindParameter[datetime] = sa.bindparam("starts", type_=UTCDateTime())
+_ENDS: sa.BindParameter[datetime] = sa.bindparam("ends", type_=UTCDateTime())
+_NOW: sa.BindParameter[datetime] = sa.bindparam("now", type_=UTCDateTime())
+_OVERLAPPING = sa.and_(
+    bookings.c.resource_id == _RID, bookings.c.starts_at < _ENDS, bookings.c.ends_at > _STARTS
+)
+_GET_RESOURCE = sa.select(resources).where(resources.c.id == _RID)
+_LOCK_RESOURCE = _GET_RESOURCE.with_for_update()
+_RELEASE_STALE = (
+    sa.update(bookings)
+    .where(
+        _OVERLAPPING,
+        bookings.c.status == BookingStatus.HELD.value,
+        bookings.c.hold_expires_at <= _NOW,
+    )
+    .values(status=BookingStatus.EXPIRED.value, updated_at=_NOW)
+)
+_FIRST_OVERLAP = (
+    sa.select(bookings.c.id).where(_OVERLAPPING, bookings.c.status.in_(_ACTIVE)).limit(1)
+)
+_FIRST_OTHER_OVERLAP = _FIRST_OVERLAP.where(bookings.c.id != sa.bindparam("exclude"))
+_INSERT_BOOKING = sa.insert(bookings)
+
+
+def _span(resource_id: int, span: TimeRange) -> dict[str, Any]:
+    return {"rid": resource_id, "starts": span.starts_at, "ends": span.ends_at}
+
+
 async def lock_resource(conn: AsyncConnection, resource_id: int) -> Any | None:
     """The resource row, locked until commit: holds of one resource go one at a time."""
-    query = sa.select(resources).where(resources.c.id == resource_id).with_for_update()
-    return (await conn.execute(query)).first()
+    return (await conn.execute(_LOCK_RESOURCE, {"rid": resource_id})).first()
 
 
 async def get_resource(conn: AsyncConnection, resource_id: int) -> Any | None:
-    return (await conn.execute(sa.select(resources).where(resources.c.id == resource_id))).first()
-
-
-def _overlapping(resource_id: int, span: TimeRange) -> sa.ColumnElement[bool]:
-    return sa.and_(
-        bookings.c.resource_id == resource_id,
-        bookings.c.starts_at < span.ends_at,
-        bookings.c.ends_at > span.starts_at,
-    )
+    return (await conn.execute(_GET_RESOURCE, {"rid": resource_id})).first()
 
 
 async def release_stale_holds(
     conn: AsyncConnection, resource_id: int, span: TimeRange, now: datetime
 ) -> int:
     """Expire overlapping holds whose time is up, so they never block a new hold."""
-    result = await conn.execute(
-        sa.update(bookings)
-        .where(
-            _overlapping(resource_id, span),
-            bookings.c.status == BookingStatus.HELD.value,
-            bookings.c.hold_expires_at <= now,
-        )
-        .values(status=BookingStatus.EXPIRED.value, updated_at=now)
-    )
+    result = await conn.execute(_RELEASE_STALE, {**_span(resource_id, span), "now": now})
     return int(result.rowcount)
 
 
 async def first_overlap(
     conn: AsyncConnection, resource_id: int, span: TimeRange, exclude: int | None = None
 ) -> int | None:
-    query = sa.select(bookings.c.id).where(
-        _overlapping(resource_id, span), bookings.c.status.in_(_ACTIVE)
-    )
-    if exclude is not None:
-        query = query.where(bookings.c.id != exclude)
-    return (await conn.execute(query.limit(1))).scalar()
+    if exclude is None:
+        return (await conn.execute(_FIRST_OVERLAP, _span(resource_id, span))).scalar()
+    params = {**_span(resource_id, span), "exclude": exclude}
+    return (await conn.execute(_FIRST_OTHER_OVERLAP, params)).scalar()
 
 
 async def insert_booking(conn: AsyncConnection, **values: Any) -> int:
-    result = await conn.execute(sa.insert(bookings).values(**values))
+    result = await conn.execute(_INSERT_BOOKING, values)
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
@@ -103,14 +122,17 @@ async def set_booking_status(
     )
 
 
+_ACTIVE_IN = (
+    sa.select(bookings.c.starts_at, bookings.c.ends_at)
+    .where(_OVERLAPPING, bookings.c.status.in_(_ACTIVE))
+    .order_by(bookings.c.starts_at)
+)
+
+
 async def active_in(
     conn: AsyncConnection, resource_id: int, span: TimeRange
 ) -> Sequence[tuple[datetime, datetime]]:
-    rows = await conn.execute(
-        sa.select(bookings.c.starts_at, bookings.c.ends_at)
-        .where(_overlapping(resource_id, span), bookings.c.status.in_(_ACTIVE))
-        .order_by(bookings.c.starts_at)
-    )
+    rows = await conn.execute(_ACTIVE_IN, _span(resource_id, span))
     return [(r.starts_at, r.ends_at) for r in rows]
 
 

@@ -14,7 +14,7 @@ from bookings.services.auth import Principal
 _bearer = HTTPBearer(auto_error=False)
 
 
-def container(request: Request) -> Container:
+async def container(request: Request) -> Container:
     found: Container = request.app.state.container
     return found
 
@@ -23,7 +23,7 @@ Services = Annotated[Container, Depends(container)]
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def caller(c: Services, credentials: Bearer) -> Principal:
+async def caller(c: Services, credentials: Bearer) -> Principal:
     """The authenticated user; 401 (``token_expired`` / ``invalid_token``) otherwise."""
     if credentials is None:
         raise AuthError("a bearer token is required", code="not_authenticated")
@@ -47,7 +47,7 @@ async def limited_caller(c: Services, who: Caller) -> Principal:
 LimitedCaller = Annotated[Principal, Depends(limited_caller)]
 
 
-def admin(
+async def admin(
     c: Services,
     credentials: Bearer,
     x_admin_token: Annotated[str | None, Header(max_length=512)] = None,
