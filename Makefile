@@ -31,8 +31,9 @@ pytest: $(STAMP) services
 	$(BIN)/pytest
 
 ## bench: the performance figures quoted in closing notes
-bench: $(STAMP)
+bench: $(STAMP) services
 	$(BIN)/python bench/stripe_emulator.py
+	$(BIN)/python bench/booking_throughput.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache gameday-report

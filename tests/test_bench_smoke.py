@@ -1,4 +1,4 @@
-"""The benchmark still runs (a quick pass; the figures themselves are read by people)."""
+"""The benchmarks still run (a quick pass; the figures themselves are read by people)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "stripe_emulator.py"
+THROUGHPUT = BENCH.with_name("booking_throughput.py")
 
 
 def test_quick_bench_prints_every_section() -> None:
@@ -21,3 +22,21 @@ def test_quick_bench_prints_every_section() -> None:
     for heading in ("(a) requests per second", "(b) flatness", "(c) webhook deliveries"):
         assert heading in done.stdout
     assert "pending" in done.stdout
+
+
+def test_quick_booking_throughput_prints_every_section() -> None:
+    """Needs the machine's PostgreSQL and Redis, like the bookings tests; about 20 s."""
+    done = subprocess.run(  # noqa: S603 - our interpreter and our own script
+        [sys.executable, str(THROUGHPUT), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    for heading in ("PostgreSQL", "(a) requests per second", "(b) latency", "(c) answers"):
+        assert heading in out
+    for shape in ("distinct", "contended"):
+        assert out.count(f"  {shape} ") == 9  # 3 concurrencies in each of the 3 sections
+    assert "svc/direct" in out
