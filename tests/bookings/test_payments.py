@@ -309,3 +309,20 @@ def test_the_unsafe_variant_is_caught_charging_twice(
             )
             > 1
         )
+
+
+def test_an_admin_cancel_during_3d_secure_cancels_the_intent(stack: Stack, world: World) -> None:
+    """The customer cannot be charged by finishing the challenge after the cancel."""
+    user = world.customers[0]
+    booking = stack.hold(user, world.resource, slot()).json()
+    pending = stack.pay(user, booking["id"], "3ds-cancel", THREE_DS)
+    assert pending.status_code == 202
+    canceled = stack.http.post(f"/admin/bookings/{booking['id']}/cancel", headers=stack.admin)
+    assert canceled.json()["status"] == "canceled"
+    [intent] = stack.intents(booking["id"])
+    assert intent["status"] == "canceled"
+    with pytest.raises(Exception, match="canceled"):
+        stack.emulator.authenticate(intent["id"])
+    assert succeeded(stack, booking["id"]) == []
+    status = stack.db.scalar("SELECT status FROM payments WHERE booking_id = :b", b=booking["id"])
+    assert status == "canceled"

@@ -158,6 +158,19 @@ class StripeGateway:
             if error.code != "charge_already_refunded":
                 raise
 
+    async def cancel_intent(self, intent_id: str, *, idempotency_key: str) -> IntentSnapshot:
+        try:
+            pi = await self._call(
+                lambda: self.client.v1.payment_intents.cancel_async(
+                    intent_id, options={"idempotency_key": idempotency_key}
+                )
+            )
+        except stripe.InvalidRequestError as error:
+            if error.code != "payment_intent_unexpected_state":
+                raise
+            return await self.retrieve(intent_id)  # succeeded or canceled already
+        return snapshot(pi)
+
     async def list_intents(self, limit: int) -> Sequence[IntentSnapshot]:
         """Every intent, newest first, up to ``limit`` (the reconciliation's bound)."""
         found: list[IntentSnapshot] = []

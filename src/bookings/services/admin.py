@@ -16,8 +16,8 @@ from bookings.adapters import queries
 from bookings.adapters.flags import FlagStore
 from bookings.adapters.tables import audit_log
 from bookings.domain.model import Booking
-from bookings.domain.payments import PaymentStatus
-from bookings.errors import Conflict, NotFound
+from bookings.domain.payments import OPEN, PaymentStatus
+from bookings.errors import AlreadyPaid, Conflict, NotFound
 from bookings.services.context import Context
 from bookings.services.holds import Holds
 from bookings.services.outbox import Outbox, enqueue_confirmation
@@ -56,12 +56,15 @@ class Admin:
             )
 
     async def cancel_booking(self, booking_id: int, actor: str) -> Booking:
-        """Cancel; a paid booking is refunded (which cancels it as part of settlement)."""
-        async with self._ctx.db.transaction() as conn:
-            payment = await queries.payment_for_booking(conn, booking_id)
-        if payment is not None and payment.status == PaymentStatus.SUCCEEDED.value:
-            await self._payments.refund(payment.id)
-        booking = await self._holds.cancel(booking_id)
+        """Cancel. A paid booking is refunded (settlement then cancels it); an open payment
+        (3-D Secure pending) is canceled at the provider, so a late challenge cannot charge."""
+        try:
+            booking, payment = await self._holds.cancel(booking_id)
+        except AlreadyPaid as paid:
+            await self._payments.refund(int(paid.details["payment_id"]))
+            booking, payment = await self._holds.cancel(booking_id)
+        if payment is not None and PaymentStatus(payment.status) in OPEN:
+            await self._payments.cancel_open(payment.id)
         await self.audit(actor, "cancel_booking", f"booking:{booking_id}", status=booking.status)
         return booking
 

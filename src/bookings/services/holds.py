@@ -35,7 +35,8 @@ from bookings.domain.model import (
     check_bookable,
     price_cents,
 )
-from bookings.errors import DbBusy, DbUnavailable, NotFound, SlotTaken
+from bookings.domain.payments import PaymentStatus
+from bookings.errors import AlreadyPaid, DbBusy, DbUnavailable, NotFound, SlotTaken
 from bookings.services.auth import Principal
 from bookings.services.context import Context
 
@@ -168,16 +169,24 @@ class Holds:
         ctx.metrics.holds_expired.inc(len(due))
         return [b for b, _ in due]
 
-    async def cancel(self, booking_id: int) -> Booking:
-        """Cancel a held or confirmed booking (refunding its payment is the caller's job)."""
+    async def cancel(self, booking_id: int) -> tuple[Booking, Any | None]:
+        """Cancel a held or confirmed booking; returns it with its payment row, if any.
+
+        Decided under the booking's and the payment's locks (the settlement's order), so a
+        payment that succeeds meanwhile cannot slip between the check and the cancel: a
+        booking whose payment succeeded is refused with ``AlreadyPaid`` — refund first.
+        """
         async with self._ctx.db.transaction() as conn:
             booking = await queries.get_booking(conn, booking_id, for_update=True)
             if booking is None:
                 raise NotFound(f"no booking {booking_id}", code="booking_not_found")
+            payment = await queries.payment_for_booking(conn, booking_id, for_update=True)
+            if payment is not None and payment.status == PaymentStatus.SUCCEEDED.value:
+                raise AlreadyPaid("refund the payment first", payment_id=payment.id)
             if can_move(booking.status, BookingStatus.CANCELED):
                 await queries.set_booking_status(
                     conn, booking_id, BookingStatus.CANCELED, self._ctx.now()
                 )
                 booking = replace(booking, status=BookingStatus.CANCELED)
         await self._cache.invalidate(booking.resource_id)
-        return booking
+        return booking, payment

@@ -208,6 +208,22 @@ class Payments:
         async with self._ctx.db.transaction() as conn:
             await queries.update_payment(conn, payment_id, lease_until=None)
 
+    async def cancel_open(self, payment_id: int) -> None:
+        """Cancel an open intent at the provider (best effort: if the provider is down, a
+        payment that later succeeds for a canceled booking is refunded automatically)."""
+        async with self._ctx.db.transaction() as conn:
+            payment = await queries.get_payment(conn, payment_id)
+        if payment is None or not payment.provider_intent_id:
+            return
+        try:
+            snap = await self._gateway.cancel_intent(
+                payment.provider_intent_id, idempotency_key=derived_key("cancel", payment_id)
+            )
+        except ProviderUnavailable:
+            log.warning("open payment not canceled at the provider", payment_id=payment_id)
+            return
+        await self._settlement.apply(payment_id, snap, source="admin-cancel", authoritative=True)
+
     async def refund(self, payment_id: int) -> Applied:
         """Admin refund of a succeeded payment (its booking is canceled by settlement)."""
         async with self._ctx.db.transaction() as conn:
