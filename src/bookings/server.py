@@ -45,6 +45,9 @@ def make_server(container: Container, log_level: str = "warning") -> uvicorn.Ser
         http="httptools",
         lifespan="on",
         timeout_keep_alive=30,
+        # On SIGTERM, in-flight requests get this long (they are bounded by the database,
+        # Redis and provider timeouts anyway); then the worker exits regardless.
+        timeout_graceful_shutdown=10,
         backlog=2048,
         log_config=None,
     )

@@ -410,13 +410,23 @@ class Stack:
             self.server.stop()
         for proc in self.procs:
             proc.terminate()
-        for proc in self.procs:
-            proc.wait(15)
-            if proc.stdout is not None:
-                proc.stdout.close()
-        for log in self.worker_logs:
-            log.close()
-            os.unlink(log.name)
+        try:
+            for proc in self.procs:
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+                    raise RuntimeError(
+                        f"a bookings worker ignored SIGTERM for 20 s:\n{self.worker_log()[-3000:]}"
+                    ) from None
+        finally:
+            for proc in self.procs:
+                if proc.stdout is not None:
+                    proc.stdout.close()
+            for log in self.worker_logs:
+                log.close()
+                os.unlink(log.name)
 
     def worker_log(self) -> str:
         """What the worker processes wrote to stderr so far (their JSON log lines)."""

@@ -445,12 +445,23 @@ async def _payment_lockable_while_webhook_waits(
         await watcher.dispose()
 
 
+@pytest.fixture
+def patient(
+    request: pytest.FixtureRequest, emulator: EmulatorServer, smtp: SmtpSink
+) -> Iterator[Stack]:
+    """The service waiting long for row locks, so a test can watch it wait."""
+    db = request.getfixturevalue("db")
+    with Stack(db, emulator, smtp, db_lock_timeout_s=30, db_statement_timeout_s=40) as running:
+        yield running
+
+
 def test_a_webhook_locks_booking_before_payment(
-    db: ScratchDatabase, stack: Stack, world: World
+    db: ScratchDatabase, patient: Stack, world: World
 ) -> None:
     """The lock order of settlement (booking, then payment — as the pay path takes them):
     a webhook waiting for a booking that a payment attempt has locked must not sit on the
     payment row meanwhile, or the two deadlock."""
+    stack = patient
     pause_deliveries(stack)
     c = challenged_payment(stack, world)
     event = provider_event(stack, "payment_intent.succeeded", c.intent_id)

@@ -78,6 +78,10 @@ def _connect_args(url: sa.URL, settings: Settings) -> dict[str, Any]:
         }
     return {
         "connect_timeout": max(1, round(settings.db_connect_timeout_s)),
+        # Every read bounded, the server's greeting included: a server that accepts and
+        # then never answers must not hold a request (nor a connect whose cancellation
+        # Python 3.11's wait_for can lose) beyond the statement timeout.
+        "read_timeout": statement_s + 1.0,
         "init_command": (
             f"SET SESSION max_statement_time={statement_s:.3f}, "
             # Whole seconds, at least 1: with a statement timeout near 1 s either may fire.
