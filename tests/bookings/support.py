@@ -393,7 +393,7 @@ class Stack:
             self.worker_logs.append(log)
             self.procs.append(subprocess.Popen(  # noqa: S603 - our own CLI
                 [sys.executable, "-m", "bookings", "serve", "--port", str(port),
-                 "--log-level", "warning"],
+                 "--log-level", self.settings.log_level],
                 stdout=subprocess.PIPE, stderr=log, text=True, env=env,
             ))  # fmt: skip
         for proc in self.procs:
@@ -417,8 +417,10 @@ class Stack:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(10)
+                    lines = [x for x in self.worker_log().splitlines() if '"request"' not in x]
+                    tail = "\n".join(lines[-20:])
                     raise RuntimeError(
-                        f"a bookings worker ignored SIGTERM for 20 s:\n{self.worker_log()[-3000:]}"
+                        f"a bookings worker ignored SIGTERM for 20 s:\n{tail}"
                     ) from None
         finally:
             for proc in self.procs:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import structlog
 from fastapi import FastAPI
@@ -17,6 +17,15 @@ from bookings.bootstrap import Container, build
 from bookings.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+
+async def _within(step: str, work: Awaitable[object], limit_s: float = 5.0) -> None:
+    """A shutdown step that cannot keep the worker alive: bounded, and named if it hangs."""
+    try:
+        async with asyncio.timeout(limit_s):
+            await work
+    except TimeoutError:
+        log.error("shutdown step timed out", step=step, limit_s=limit_s)
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
@@ -33,11 +42,12 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         try:
             yield
         finally:
+            log.info("bookings stopping")
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await c.close()
+                await _within("background jobs", asyncio.wait([task]))
+            await _within("closing connections", c.close())
+            log.info("bookings stopped")
 
     app = FastAPI(
         title="bookings",
