@@ -494,29 +494,40 @@ class Call:
     json: Any = None
 
 
-async def _burst(urls: Sequence[str], calls: Sequence[Call]) -> list[httpx.Response]:
-    """Send every call at the same instant, call i to ``urls[i % len(urls)]``, over
-    connections opened beforehand (one per call)."""
-    n = len(calls)
-    targets = [urls[i % len(urls)] for i in range(n)]
+async def _bursts(
+    urls: Sequence[str], rounds: Sequence[Sequence[Call]]
+) -> list[list[httpx.Response]]:
+    """Each round's calls sent at the same instant (call i to ``urls[i % len(urls)]``), one
+    round after the other, over connections opened once beforehand, one per call."""
+    n = max(len(calls) for calls in rounds)
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-        await asyncio.gather(*(client.get(f"{url}/health/live") for url in targets))
-        gate = asyncio.Event()
+        await asyncio.gather(*(client.get(f"{urls[i % len(urls)]}/health/live") for i in range(n)))
 
-        async def one(url: str, call: Call) -> httpx.Response:
+        async def one(gate: asyncio.Event, url: str, call: Call) -> httpx.Response:
             await gate.wait()
             return await client.request(call.method, url + call.path, headers=call.headers,
                                         json=call.json)  # fmt: skip
 
-        tasks = [asyncio.create_task(one(u, c)) for u, c in zip(targets, calls, strict=True)]
-        await asyncio.sleep(0.05)
-        gate.set()
-        return list(await asyncio.gather(*tasks))
+        answers = []
+        for calls in rounds:
+            gate = asyncio.Event()
+            tasks = [asyncio.create_task(one(gate, urls[i % len(urls)], call))
+                     for i, call in enumerate(calls)]  # fmt: skip
+            await asyncio.sleep(0.02)
+            gate.set()
+            answers.append(list(await asyncio.gather(*tasks)))
+        return answers
+
+
+def bursts(
+    urls: str | Sequence[str], rounds: Sequence[Sequence[Call]]
+) -> list[list[httpx.Response]]:
+    return run(_bursts([urls] if isinstance(urls, str) else urls, rounds))
 
 
 def burst(urls: str | Sequence[str], calls: Sequence[Call]) -> list[httpx.Response]:
-    return run(_burst([urls] if isinstance(urls, str) else urls, calls))
+    return bursts(urls, [calls])[0]
 
 
 # ---------------------------------------------------------------- the CLI, as an operator runs it

@@ -24,11 +24,13 @@ from tests.bookings.support import (
     Stack,
     World,
     burst,
+    bursts,
     make_world,
     slot,
 )
 
 STORM = 100
+STORM_ROUNDS = 3
 VISA = "4242424242424242"
 DECLINE = "4000000000009995"
 THREE_DS = "4000000000003220"
@@ -64,11 +66,16 @@ def workers(
 def test_a_storm_on_one_key_charges_once_with_identical_answers(
     db: ScratchDatabase, workers: Stack, world: World
 ) -> None:
+    """100 requests with one Idempotency-Key at the same instant, over two worker
+    processes, for 3 bookings: one execution, one intent, the same answer every time."""
     stack, user = workers, world.customers[0]
-    for round_no in range(5):
-        booking = stack.hold(user, world.resource, slot(days=1, hour=8 + 2 * round_no)).json()
-        key = f"storm-{uuid.uuid4()}"
-        answers = burst(stack.urls, [pay_call(stack, user, booking["id"], key)] * STORM)
+    bookings = [
+        stack.hold(user, world.resource, slot(days=1, hour=8 + 2 * n)).json()["id"]
+        for n in range(STORM_ROUNDS)
+    ]
+    keys = [f"storm-{uuid.uuid4()}" for _ in bookings]
+    rounds = [[pay_call(stack, user, b, k)] * STORM for b, k in zip(bookings, keys, strict=True)]
+    for booking_id, key, answers in zip(bookings, keys, bursts(stack.urls, rounds), strict=True):
         kinds = collections.Counter(
             r.status_code if r.status_code == 200 else r.json()["error"] for r in answers
         )
@@ -76,12 +83,12 @@ def test_a_storm_on_one_key_charges_once_with_identical_answers(
         assert kinds[200] >= 1
         bodies = {r.text for r in answers if r.status_code == 200}
         assert len(bodies) == 1, bodies
-        again = stack.pay(user, booking["id"], key)
+        again = stack.pay(user, booking_id, key)
         assert again.headers["Idempotent-Replayed"] == "true"
         assert again.text in bodies
-        assert len(stack.intents(booking["id"])) == 1
-        assert len(succeeded(stack, booking["id"])) == 1
-    assert db.scalar("SELECT COUNT(*) FROM payments") == 5
+        assert len(stack.intents(booking_id)) == 1
+        assert len(succeeded(stack, booking_id)) == 1
+    assert db.scalar("SELECT COUNT(*) FROM payments") == STORM_ROUNDS
 
 
 def test_mixed_keys_for_one_booking_still_charge_once(
