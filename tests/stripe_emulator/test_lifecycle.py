@@ -226,6 +226,12 @@ def test_list_by_customer_and_expand(client: stripe.StripeClient) -> None:
     expanded = client.v1.payment_intents.retrieve(mine[0], params={"expand": ["latest_charge"]})
     assert isinstance(expanded.latest_charge, stripe.Charge)
     assert expanded.latest_charge.amount_captured == 2500
+    in_list = client.v1.payment_intents.list(
+        params={"customer": alice.id, "expand": ["data.latest_charge"]}
+    )
+    assert all(isinstance(pi.latest_charge, stripe.Charge) for pi in in_list.data)
+    plain = client.v1.payment_intents.list(params={"customer": alice.id})
+    assert all(isinstance(pi.latest_charge, str) for pi in plain.data)
 
 
 def test_deleted_customer_cannot_pay(client: stripe.StripeClient) -> None:
