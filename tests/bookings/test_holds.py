@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -42,20 +41,6 @@ def race(stack: Stack, world: World, when: tuple[str, str], racers: int = RACERS
         if r.status_code == 409:
             assert r.json()["error"] == "slot_taken"
     return [r.status_code for r in responses]
-
-
-@pytest.fixture
-def workers(
-    request: pytest.FixtureRequest, emulator: EmulatorServer, smtp: SmtpSink
-) -> Iterator[Stack]:
-    """The service as two ``bookings serve`` processes, as the drill stack runs it."""
-    db = (
-        request.getfixturevalue("db")
-        if "db" in request.fixturenames
-        else request.getfixturevalue("pg")
-    )
-    with Stack(db, emulator, smtp, workers=2) as running:
-        yield running
 
 
 def test_same_range_race_has_exactly_one_winner(
@@ -114,14 +99,6 @@ def test_without_the_lock_the_database_constraint_still_holds(
     assert pg.query(OVERLAPS) == []
     metrics = "".join(httpx.get(f"{url}/metrics").text for url in stack.urls)
     assert 'bookings_holds_total{outcome="constraint"}' in metrics
-
-
-@pytest.fixture
-def fresh_db(request: pytest.FixtureRequest) -> Iterator[ScratchDatabase]:
-    """A database of the test's own: the unsafe variant drops the constraints of its schema."""
-    db = ScratchDatabase(request.param).create()
-    yield db
-    db.drop()
 
 
 @pytest.mark.parametrize("fresh_db", ["postgresql", "mariadb"], indirect=True)

@@ -10,7 +10,6 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -48,19 +47,6 @@ def succeeded(stack: Stack, booking_id: int) -> list[dict[str, Any]]:
 def pay_call(stack: Stack, user: int, booking_id: int, key: str, card: str = VISA) -> Call:
     return Call("POST", f"/bookings/{booking_id}/payment", stack.headers(user, key),
                 {"payment_method": card})  # fmt: skip
-
-
-@pytest.fixture
-def workers(
-    request: pytest.FixtureRequest, emulator: EmulatorServer, smtp: SmtpSink
-) -> Iterator[Stack]:
-    db = (
-        request.getfixturevalue("db")
-        if "db" in request.fixturenames
-        else request.getfixturevalue("pg")
-    )
-    with Stack(db, emulator, smtp, workers=2) as running:
-        yield running
 
 
 def test_a_storm_on_one_key_charges_once_with_identical_answers(
@@ -286,13 +272,6 @@ def test_a_payment_that_outlives_its_hold(
         assert [r["payment_intent"] for r in refunds] == [pis[taken["id"]]]
         assert len(succeeded(stack, free["id"])) == 1
         assert succeeded(stack, taken["id"]) == []
-
-
-@pytest.fixture
-def fresh_db(request: pytest.FixtureRequest) -> Iterator[ScratchDatabase]:
-    db = ScratchDatabase(request.param).create()
-    yield db
-    db.drop()
 
 
 @pytest.mark.parametrize("fresh_db", ["postgresql", "mariadb"], indirect=True)

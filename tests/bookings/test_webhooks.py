@@ -197,14 +197,6 @@ def pair(
         yield [stack, second]
 
 
-@pytest.fixture
-def fresh_db(request: pytest.FixtureRequest) -> Iterator[ScratchDatabase]:
-    """A database of the test's own: the unsafe variant drops the constraints of its schema."""
-    db = ScratchDatabase(request.param).create()
-    yield db
-    db.drop()
-
-
 # ---------------------------------------------------------------- dedup, exactly once
 
 
