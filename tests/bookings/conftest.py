@@ -61,25 +61,40 @@ def smtp(smtp_server: SmtpSink) -> SmtpSink:
     return smtp_server
 
 
+def _this_tests_db(request: pytest.FixtureRequest) -> ScratchDatabase:
+    """``db`` if the test asks for it (both dialects), else ``pg``."""
+    name = "db" if "db" in request.fixturenames else "pg"
+    found: ScratchDatabase = request.getfixturevalue(name)
+    return found
+
+
 @pytest.fixture
 def world(request: pytest.FixtureRequest) -> World:
-    db = (
-        request.getfixturevalue("db")
-        if "db" in request.fixturenames
-        else request.getfixturevalue("pg")
-    )
-    return make_world(db)
+    return make_world(_this_tests_db(request))
 
 
 @pytest.fixture
 def stack(
     request: pytest.FixtureRequest, emulator: EmulatorServer, smtp: SmtpSink
 ) -> Iterator[Stack]:
-    """The service over this test's database (``db`` if the test asks for it, else ``pg``)."""
-    db = (
-        request.getfixturevalue("db")
-        if "db" in request.fixturenames
-        else request.getfixturevalue("pg")
-    )
-    with Stack(db, emulator, smtp) as running:
+    """The service on a thread, over this test's database."""
+    with Stack(_this_tests_db(request), emulator, smtp) as running:
         yield running
+
+
+@pytest.fixture
+def workers(
+    request: pytest.FixtureRequest, emulator: EmulatorServer, smtp: SmtpSink
+) -> Iterator[Stack]:
+    """The service as two ``bookings serve`` processes, as the drill stack runs it."""
+    with Stack(_this_tests_db(request), emulator, smtp, workers=2) as running:
+        yield running
+
+
+@pytest.fixture
+def fresh_db(request: pytest.FixtureRequest) -> Iterator[ScratchDatabase]:
+    """A database of the test's own, for the dialect given by indirect parametrization: the
+    unsafe variant drops the constraints of the schema it runs on."""
+    db = ScratchDatabase(request.param).create()
+    yield db
+    db.drop()
