@@ -36,6 +36,7 @@ from bookings.domain.ports import CardDeclinedError, IntentSnapshot, PaymentGate
 from bookings.errors import (
     AlreadyPaid,
     Conflict,
+    DbUnavailable,
     HoldExpired,
     NotFound,
     PaymentDeclined,
@@ -205,8 +206,13 @@ class Payments:
         )
 
     async def _release(self, payment_id: int) -> None:
-        async with self._ctx.db.transaction() as conn:
-            await queries.update_payment(conn, payment_id, lease_until=None)
+        """Best effort: if the database is gone, the lease simply runs out (and the
+        attempt's own outcome, not this failure, is what the caller hears)."""
+        try:
+            async with self._ctx.db.transaction() as conn:
+                await queries.update_payment(conn, payment_id, lease_until=None)
+        except DbUnavailable:
+            log.warning("payment lease left to expire", payment_id=payment_id)
 
     async def cancel_open(self, payment_id: int) -> None:
         """Cancel an open intent at the provider (best effort: if the provider is down, a
