@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 from stripe_emulator import admin, api_objects, api_payment_methods, api_payments
 from stripe_emulator.emulator import Emulator
 from stripe_emulator.errors import InvalidRequestError
+from stripe_emulator.metrics import EmulatorMetrics, RequestMetrics, metrics_endpoint
 from stripe_emulator.pipeline import DropConnection, Op, endpoint, error_response
 
 _GET, _POST, _DELETE = ["GET"], ["POST"], ["DELETE"]
@@ -57,6 +58,7 @@ def _routes() -> list[Route]:
         _v1("webhook_endpoints/{id}", o.update_webhook_endpoint, _POST),
         _v1("webhook_endpoints/{id}", o.delete_webhook_endpoint, _DELETE),
         Route("/_emulator/health", admin.health, methods=_GET),
+        Route("/metrics", metrics_endpoint, methods=_GET),
         Route("/_emulator/reset", admin.admin(admin.reset), methods=_POST),
         Route("/_emulator/faults", admin.admin(admin.get_faults), methods=_GET),
         Route("/_emulator/faults", admin.admin(admin.set_faults), methods=["POST", "PUT"]),
@@ -99,4 +101,5 @@ def create_app(emulator: Emulator | None = None) -> ASGIApp:
         exception_handlers={404: _unrouted, 405: _unrouted},
     )
     app.state.emulator = emu
-    return DropConnection(app)
+    app.state.metrics = metrics = EmulatorMetrics(emu)
+    return DropConnection(RequestMetrics(app, metrics))

@@ -40,6 +40,8 @@ class Emulator:
         self.dispatcher = Dispatcher(self.settings.delivery)
         self.base_url = "http://127.0.0.1"
         self._tasks: list[asyncio.Task[None]] = []
+        self.payment_intents_before_reset = 0
+        """Created before the last ``reset``, so the metrics' counter never goes back."""
         self._build()
 
     def _build(self) -> None:
@@ -55,6 +57,7 @@ class Emulator:
         self.dispatcher.bind(self.state)
 
     def reset(self) -> None:
+        self.payment_intents_before_reset += len(self.state.payment_intents)
         self.scheduler.clear()
         self.dispatcher.clear()
         self._build()

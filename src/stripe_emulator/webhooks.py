@@ -66,6 +66,9 @@ class Dispatcher:
         self._client: httpx.AsyncClient | None = None
         self._rng = random.Random()
         self.dropped = 0
+        self.delivered = 0
+        self.failed = 0
+        """Attempts answered 2xx / not, since start (a reset keeps them: they are counters)."""
 
     @property
     def state(self) -> State:
@@ -168,6 +171,10 @@ class Dispatcher:
     def _record(
         self, attempt: Attempt, event: Event, status: int | None, error: str | None, duplicate: bool
     ) -> None:
+        if status is not None and 200 <= status < 300:
+            self.delivered += 1
+        else:
+            self.failed += 1
         self.attempts.append(
             {
                 "event": event.id,
