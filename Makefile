@@ -34,6 +34,7 @@ pytest: $(STAMP) services
 bench: $(STAMP) services
 	$(BIN)/python bench/stripe_emulator.py
 	$(BIN)/python bench/booking_throughput.py
+	$(BIN)/python bench/proxy_overhead.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache gameday-report

@@ -40,3 +40,19 @@ def test_quick_booking_throughput_prints_every_section() -> None:
     for shape in ("distinct", "contended"):
         assert out.count(f"  {shape} ") == 9  # 3 concurrencies in each of the 3 sections
     assert "svc/direct" in out
+
+
+def test_quick_proxy_overhead_prints_every_section() -> None:
+    """Needs the machine's PostgreSQL (with pgbench) and Redis (with redis-benchmark)."""
+    done = subprocess.run(  # noqa: S603 - our interpreter and our own script
+        [sys.executable, str(BENCH.with_name("proxy_overhead.py")), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for heading in ("(a) pgbench", "(b) pgbench", "(c) redis-benchmark", "(d) one connection"):
+        assert heading in done.stdout
+    assert "proxy/direct" in done.stdout
+    assert "added p50" in done.stdout
