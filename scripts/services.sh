@@ -4,6 +4,8 @@
 #   PostgreSQL 127.0.0.1:5432 (user postgres, trust), MariaDB 127.0.0.1:3306 (root, no
 #   password), Redis 127.0.0.1:6379.
 # Where they already run (this machine kind starts them before the session) it only checks.
+# Also installs (never starts) the programs the drill stack runs privately: Prometheus and
+# Alertmanager.
 set -euo pipefail
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -66,4 +68,11 @@ if ! listening 6379; then
     redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
         --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
     wait_for 6379 Redis
+fi
+
+# The drill stack's monitoring: real Prometheus and Alertmanager (started per stack by the
+# harness itself, on private ports; here they are only installed, never started).
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+    echo "services: installing Prometheus and Alertmanager from Debian" >&2
+    apt_install --no-install-recommends prometheus prometheus-alertmanager
 fi

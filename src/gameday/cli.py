@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gameday import __version__
+from gameday.cli_stack import fault_app, stack_app
 from gameday.preflight import ProviderPreflight, Verdict
 from gameday.receiver import WebhookReceiver
 from gameday.stack.provider import ProviderStartError, run_provider
@@ -22,6 +23,8 @@ app = typer.Typer(
     "prove nobody is charged twice and no slot is sold twice.",
 )
 console = Console()
+app.add_typer(stack_app, name="stack")
+app.add_typer(fault_app, name="fault")
 
 _STYLE = {Verdict.PASS: "green", Verdict.FAIL: "bold red", Verdict.UNKNOWN: "yellow"}
 

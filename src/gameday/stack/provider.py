@@ -1,25 +1,29 @@
 """The payment provider emulator as a child process of the harness.
 
 Started with ``python -m stripe_emulator`` rather than imported, so the harness depends on
-the provider only through its HTTP API, exactly as it would on real Stripe test mode.
+the provider only through its HTTP API, exactly as it would on real Stripe test mode. Its
+state lives in memory: a restart (a process fault) forgets every object, as a provider
+outage with data loss would — which is what the drill wants to see survived.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import selectors
-import signal
 import subprocess
 import sys
-import time
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+
+from gameday.stack.parts import ProcessPart
+from gameday.stack.processes import StartError, free_port, pipe_lines, read_line, spawn
 
 READY_PREFIX = "stripe-emulator listening on "
 
 
-class ProviderStartError(RuntimeError):
+class ProviderStartError(StartError):
     """The emulator process did not come up."""
 
 
@@ -29,23 +33,38 @@ class ProviderProcess:
     pid: int
 
 
-def _read_ready_line(proc: subprocess.Popen[str], timeout_s: float) -> str:
-    if proc.stdout is None:
-        raise ProviderStartError("the emulator's output is not captured")
-    deadline = time.monotonic() + timeout_s
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
-                break
-            line = proc.stdout.readline()
-            if not line:
-                break
-            if line.startswith(READY_PREFIX):
-                return line[len(READY_PREFIX) :].strip()
-    raise ProviderStartError(
-        f"stripe emulator did not report ready within {timeout_s:.0f}s (exit code {proc.poll()})"
-    )
+class ProviderServer(ProcessPart):
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        clock_speed: float = 1.0,
+        retry_base_s: float = 60.0,
+        start_timeout_s: float = 20.0,
+    ) -> None:
+        super().__init__("provider", workdir)
+        self.port = free_port()
+        self.address = f"http://127.0.0.1:{self.port}"
+        self.clock_speed = clock_speed
+        self.retry_base_s = retry_base_s
+        self.start_timeout_s = start_timeout_s
+
+    def launch(self) -> subprocess.Popen[str]:
+        return spawn(
+            [sys.executable, "-m", "stripe_emulator", "--host", "127.0.0.1",
+             "--port", str(self.port), "--clock-speed", str(self.clock_speed),
+             "--webhook-retry-base", str(self.retry_base_s)],
+            log=self.log, stdout_pipe=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+
+    def wait_ready(self, proc: subprocess.Popen[str]) -> None:
+        try:
+            read_line(proc, READY_PREFIX, what="the payment provider emulator",
+                      timeout_s=self.start_timeout_s)  # fmt: skip
+        except StartError as error:
+            raise ProviderStartError(str(error)) from None
+        if proc.stdout is not None:
+            pipe_lines(proc.stdout)
 
 
 @contextlib.contextmanager
@@ -53,28 +72,13 @@ def run_provider(
     *, clock_speed: float = 1.0, retry_base_s: float = 60.0, start_timeout_s: float = 20.0
 ) -> Iterator[ProviderProcess]:
     """Start the emulator on a free loopback port; stop it (and wait) on exit."""
-    command = [
-        sys.executable, "-m", "stripe_emulator",
-        "--host", "127.0.0.1", "--port", "0",
-        "--clock-speed", str(clock_speed), "--webhook-retry-base", str(retry_base_s),
-    ]  # fmt: skip
-    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, fixed arguments
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        url = _read_ready_line(proc, start_timeout_s)
-        yield ProviderProcess(url=url, pid=proc.pid)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with tempfile.TemporaryDirectory(prefix="gameday-provider-") as workdir:
+        part = ProviderServer(
+            Path(workdir), clock_speed=clock_speed, retry_base_s=retry_base_s,
+            start_timeout_s=start_timeout_s,
+        )  # fmt: skip
+        part.start()
+        try:
+            yield ProviderProcess(url=part.address, pid=part.pid or 0)
+        finally:
+            part.stop()

@@ -1,0 +1,107 @@
+"""Where stacks live on disk, how another process finds a running one, and how the debris
+of a harness that died without cleaning up (``kill -9``, a power cut) is removed.
+
+Each stack owns ``<root>/<id>/`` (root: ``$GAMEDAY_STACK_ROOT`` or
+``/tmp/gameday-stacks``) holding its programs' data and logs and ``state.json``: the
+owner's pid and start time (so a recycled pid is not mistaken for the owner), what runs
+where, and the control address. Its children die with the owner by themselves (see
+:mod:`gameday.stack.processes`); :func:`sweep` removes what processes cannot take with
+them — the directory and any disk-fill file outside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from gameday.faults.resources import FILL_PREFIX
+from gameday.stack.processes import alive
+
+STATE = "state.json"
+FAULTS = "faults.json"
+
+
+def root() -> Path:
+    return Path(os.environ.get("GAMEDAY_STACK_ROOT", "/tmp/gameday-stacks"))  # noqa: S108 - private 0700 dirs below
+
+
+def start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (stable for the process's life)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def owner_alive(state: dict[str, Any]) -> bool:
+    pid = int(state.get("owner_pid", 0))
+    return pid > 0 and alive(pid) and start_ticks(pid) == state.get("owner_start")
+
+
+def write_state(directory: Path, state: dict[str, Any]) -> None:
+    tmp = directory / (STATE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.chmod(0o600)
+    tmp.replace(directory / STATE)
+
+
+def read_state(directory: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((directory / STATE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def running_stacks() -> list[dict[str, Any]]:
+    """States of the stacks whose owner is alive, newest first."""
+    found = []
+    base = root()
+    if base.is_dir():
+        for directory in base.iterdir():
+            state = read_state(directory)
+            if state is not None and owner_alive(state):
+                found.append(state)
+    return sorted(found, key=lambda s: str(s.get("started_at", "")), reverse=True)
+
+
+def sweep() -> list[str]:
+    """Remove the directories (and disk-fill files) of stacks whose owner is dead; kill any
+    of their processes still alive. Returns the ids removed."""
+    removed: list[str] = []
+    base = root()
+    if not base.is_dir():
+        return removed
+    for directory in base.iterdir():
+        state = read_state(directory)
+        if state is None and time.time() - directory.stat().st_mtime < 60:
+            continue  # a stack being born: its state file comes within seconds
+        if state is not None and owner_alive(state):
+            continue
+        for part in (state or {}).get("parts", {}).values():
+            pid, ticks = part.get("pid"), part.get("start")
+            if pid and ticks is not None and start_ticks(int(pid)) == ticks:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+        _remove_fills(directory)
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(directory.name)
+    return removed
+
+
+def _remove_fills(directory: Path) -> None:
+    try:
+        faults = json.loads((directory / FAULTS).read_text())
+    except (OSError, ValueError):
+        return
+    for fault in faults if isinstance(faults, list) else []:
+        path = str((fault.get("handle") or {}).get("path", ""))
+        if path and Path(path).name.startswith(FILL_PREFIX):
+            Path(path).unlink(missing_ok=True)
