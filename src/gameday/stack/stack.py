@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+import httpx
 import structlog
 
 from gameday.faults.registry import FaultRegistry
@@ -174,6 +175,17 @@ class Stack:
             wait_until(lambda w=worker: w.health()[0] == 200,  # type: ignore[misc]
                        what=f"worker {name} /health/ready", proc=worker.proc,
                        timeout_s=timeout_s, log=worker.log)  # fmt: skip
+
+    def login(self, email: str = "customer01@gameday.invalid") -> dict[str, str]:
+        """Authorization headers for a drill user, through the ingress. While a
+        ``token_expiry`` fault is active the token lives only that fault's ``ttl_s``."""
+        body: dict[str, Any] = {"email": email, "password": self.secrets.gameday_password}
+        if self.client_options.get("token_ttl_s"):
+            body["ttl_s"] = self.client_options["token_ttl_s"]
+        answer = httpx.post(f"{self.ingress_url}/auth/token", json=body, timeout=10)
+        if answer.status_code != 200:
+            raise StartError(f"login as {email} failed: {answer.status_code} {answer.text[:200]}")
+        return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
     def part(self, name: str) -> Part:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -16,13 +17,6 @@ from gameday.stack.processes import alive
 from gameday.stack.smtp import SmtpSink
 from gameday.stack.stack import Stack, wait_for
 from gameday.stack.state import read_state
-
-
-def login(stack: Stack, email: str = "customer01@gameday.invalid") -> dict[str, str]:
-    body = {"email": email, "password": stack.secrets.gameday_password}
-    answer = httpx.post(f"{stack.ingress_url}/auth/token", timeout=10, json=body)
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
 def test_every_part_runs_on_loopback_and_the_state_file_says_where(stack: Stack) -> None:
@@ -47,7 +41,7 @@ def test_every_part_runs_on_loopback_and_the_state_file_says_where(stack: Stack)
 def test_a_booking_is_paid_confirmed_and_mailed_through_the_proxies(stack: Stack) -> None:
     """Hold → pay → the provider's webhook reaches a worker through the ingress → the
     confirmation email reaches the SMTP sink through a worker's SMTP link."""
-    headers = login(stack)
+    headers = stack.login()
     start = (datetime.now(UTC) + timedelta(days=40)).replace(minute=0, second=0, microsecond=0)
     http = httpx.Client(base_url=stack.ingress_url, timeout=15, headers=headers)
     end = start + timedelta(hours=1)
@@ -205,3 +199,17 @@ def test_prometheus_scrapes_every_part_and_a_killed_worker_pages_through_alertma
     registry.heal(kill.id)
     resolved = monitoring.receiver.wait_for("InstanceDown", "resolved", timeout_s=30, since=since)
     assert resolved is not None
+
+
+def test_token_expiry_makes_the_drill_clients_tokens_expire_mid_flow(healed: Stack) -> None:
+    registry = healed.faults
+    assert registry is not None
+    fault = registry.inject(build("token_expiry", "clients", {"ttl_s": 1}), 30)
+    short = healed.login()
+    registry.heal(fault.id)
+    normal = healed.login()
+    time.sleep(1.3)
+    url = f"{healed.ingress_url}/bookings/1"
+    expired = httpx.get(url, headers=short, timeout=5)
+    assert (expired.status_code, expired.json()["error"]) == (401, "token_expired")
+    assert httpx.get(url, headers=normal, timeout=5).status_code != 401
