@@ -27,8 +27,10 @@ types: $(STAMP)
 services:
 	scripts/services.sh
 
+# Two workers, one test file each at a time: most tests wait on real servers, and files
+# share their module fixtures (a stack, an emulator), so they stay on one worker.
 pytest: $(STAMP) services
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 ## bench: the performance figures quoted in closing notes
 bench: $(STAMP) services

@@ -411,6 +411,8 @@ def test_duplicate_switch_delivers_every_event_twice(
     assert wait_until(lambda: len(receiver.accepted()) == 2 * len(ids))
     assert Counter(e["id"] for e in receiver.accepted()) == dict.fromkeys(ids, 2)
     assert all(d.verified for d in receiver.deliveries)
+    # The emulator records an attempt once the answer is back: a moment after the receiver.
+    assert wait_until(lambda: all(len(attempts_for(emulator, i)) == 2 for i in ids))
     for event_id in ids:
         attempts = attempts_for(emulator, event_id)
         assert sorted(a["duplicate"] for a in attempts) == [False, True]

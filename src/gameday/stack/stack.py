@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ import httpx
 import structlog
 
 from gameday.faults.registry import FaultRegistry
-from gameday.stack import layout
+from gameday.stack import layout, reaper
 from gameday.stack.context import StackFaultContext
 from gameday.stack.options import StackOptions
 from gameday.stack.parts import Part, ProcessPart
@@ -58,6 +59,7 @@ class Stack:
         self._lock = threading.RLock()
         self.monitoring: layout.Monitoring | None = None
         self.control: dict[str, str] = {}  # set by the control server when one runs
+        self._reaper: subprocess.Popen[bytes] | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -77,6 +79,7 @@ class Stack:
         root().mkdir(mode=0o711, parents=True, exist_ok=True)
         self.dir.mkdir(mode=0o711)
         self._write_state()
+        self._reaper = reaper.start(os.getpid(), self.dir)
         try:
             self._start(plan)
         except BaseException:
@@ -147,6 +150,9 @@ class Stack:
                 errors += _try(self.monitoring.close)
                 self.monitoring = None
             layout.remove_dir(self.dir)
+            if self._reaper is not None:  # it sees the directory gone and exits
+                errors += _try(lambda: self._reaper.wait(5) if self._reaper else None)
+                self._reaper = None
         return errors
 
     def _cleanup_external_data(self) -> None:

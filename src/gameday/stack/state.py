@@ -81,19 +81,25 @@ def sweep() -> list[str]:
         return removed
     for directory in base.iterdir():
         state = read_state(directory)
-        if state is None and time.time() - directory.stat().st_mtime < 60:
-            continue  # a stack being born: its state file comes within seconds
+        with contextlib.suppress(FileNotFoundError):  # removed meanwhile by its reaper
+            if state is None and time.time() - directory.stat().st_mtime < 60:
+                continue  # a stack being born: its state file comes within seconds
         if state is not None and owner_alive(state):
             continue
-        for part in (state or {}).get("parts", {}).values():
-            pid, ticks = part.get("pid"), part.get("start")
-            if pid and ticks is not None and start_ticks(int(pid)) == ticks:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
-        _remove_fills(directory)
-        shutil.rmtree(directory, ignore_errors=True)
+        sweep_dir(directory)
         removed.append(directory.name)
     return removed
+
+
+def sweep_dir(directory: Path) -> None:
+    """Remove one dead stack: kill what still runs of it, its disk fills, its directory."""
+    for part in (read_state(directory) or {}).get("parts", {}).values():
+        pid, ticks = part.get("pid"), part.get("start")
+        if pid and ticks is not None and start_ticks(int(pid)) == ticks:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+    _remove_fills(directory)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _remove_fills(directory: Path) -> None:

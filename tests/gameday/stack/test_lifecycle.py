@@ -93,6 +93,11 @@ def test_kill_9_of_the_harness_leaves_no_process_and_the_next_stack_starts(root:
     assert [pid for pid in pids if alive(pid)] == []
     ports = [int(a.rsplit(":", 1)[1]) for a in state["links"].values()]
     assert [port for port in ports if listening(port)] == []
+    # The stack's reaper outlives the harness just long enough to remove its files.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(state["dir"]).exists():
+        time.sleep(0.05)
+    assert not Path(state["dir"]).exists()
 
     second = StackUp("--no-monitoring")  # sweeps what the first left on disk
     assert not Path(state["dir"]).exists()
