@@ -121,14 +121,26 @@ def sqlstate(error: BaseException) -> str | int | None:
     return str(state) if state else None
 
 
+def _chain(error: BaseException, depth: int = 8) -> list[BaseException]:
+    """The error and what caused it. MariaDB rolls back the whole transaction on a deadlock,
+    so the savepoint's own rollback then fails ("SAVEPOINT … does not exist") and that
+    second error is the one that surfaces: the deadlock is in its cause."""
+    found: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and len(found) < depth:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
 def is_retryable(error: BaseException) -> bool:
-    code = sqlstate(error)
-    return code in _RETRYABLE_SQLSTATES or code in _RETRYABLE_MYSQL
+    codes = {sqlstate(e) for e in _chain(error)}
+    return bool(codes & (_RETRYABLE_SQLSTATES | _RETRYABLE_MYSQL))
 
 
 def is_lock_timeout(error: BaseException) -> bool:
-    code = sqlstate(error)
-    return code in (_MYSQL_LOCK_WAIT_TIMEOUT, _PG_LOCK_NOT_AVAILABLE)
+    codes = {sqlstate(e) for e in _chain(error)}
+    return bool(codes & {_MYSQL_LOCK_WAIT_TIMEOUT, _PG_LOCK_NOT_AVAILABLE})
 
 
 def is_unavailable(error: BaseException) -> bool:
