@@ -30,7 +30,7 @@ def test_a_deadlock_inside_a_savepoint_is_contention_not_an_outage(
             await gate.wait()
             await conn.execute(update, {"id": b})
 
-    async def both() -> list[BaseException | None]:
+    async def both() -> tuple[BaseException | None, ...]:
         gate = asyncio.Barrier(2)
         try:
             return await asyncio.gather(cross(first, second, gate), cross(second, first, gate),
