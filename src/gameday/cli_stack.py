@@ -96,6 +96,8 @@ def up(
         err.print(f"[bold red]cannot start the stack:[/] {error}")
         raise typer.Exit(EXIT_CANNOT_RUN) from None
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # teardown runs once, uninterrupted
         if control is not None:
             control.stop()
         problems = stack.down()
@@ -153,13 +155,17 @@ def down(
 ) -> None:
     """Stop a running stack and wait until every process and file of it is gone."""
     state = _pick(stack_id)
-    client = StackClient(state)
     try:
-        client.down()
-    except FaultError:
+        client = StackClient(state)
+    except FaultError:  # still starting: no control API yet; the owner handles SIGTERM
         os.kill(int(state["owner_pid"]), signal.SIGTERM)
-    finally:
-        client.close()
+    else:
+        try:
+            client.down()
+        except FaultError:
+            os.kill(int(state["owner_pid"]), signal.SIGTERM)
+        finally:
+            client.close()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and alive(int(state["owner_pid"])):
         time.sleep(0.1)
@@ -182,7 +188,7 @@ def _print_stack(state: dict[str, Any], ready: dict[str, int]) -> None:
             mark = f"[yellow]{ready[name]}[/]"
         table.add_row(name, str(part.get("address", "")), shown, mark)
     console.print(table)
-    console.print(f"ingress (both workers): [bold]{state.get('ingress')}[/]")
+    console.print(f"ingress (in front of the workers): [bold]{state.get('ingress')}[/]")
     for name, url in (state.get("monitoring") or {}).items():
         console.print(f"{name}: {url}")
     links = state.get("links", {})

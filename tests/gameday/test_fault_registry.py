@@ -22,6 +22,7 @@ class FakeStack:
         self.toxics: dict[str, dict[str, Any]] = {}
         self.options: dict[str, Any] = {}
         self.fail_heal = False
+        self.fail_link = ""
         self.seq = 0
 
     def links(self, target: str) -> list[str]:
@@ -32,6 +33,8 @@ class FakeStack:
         return found
 
     def proxy_add_toxic(self, link: str, kind: str, params: Mapping[str, Any]) -> str:
+        if link == self.fail_link:
+            raise FaultError(f"{link}: proxy refused")
         self.seq += 1
         self.toxics[f"t{self.seq}"] = {"link": link, "kind": kind, **params}
         return f"t{self.seq}"
@@ -150,3 +153,16 @@ def test_a_failing_heal_is_reported_and_does_not_stop_the_others() -> None:
     assert "proxy unreachable" in errors[0]
     assert ctx.options["token_ttl_s"] is None  # the other fault was healed
     assert [e.action for e in registry.timeline][-2:] == ["heal_failed", "healed"]
+
+
+def test_a_network_fault_that_fails_on_one_link_leaves_no_toxic_on_the_others() -> None:
+    ctx = FakeStack()
+    ctx.fail_link = "w2.db"
+    registry = FaultRegistry(ctx)
+    try:
+        with pytest.raises(FaultError, match="proxy refused"):
+            registry.inject(build("latency", "db", {"ms": 10}), 60)
+        assert ctx.toxics == {}  # w1.db's toxic was removed again
+        assert registry.active() == []
+    finally:
+        registry.close()

@@ -78,8 +78,12 @@ class Restart:
 
     def inject(self, ctx: FaultContext) -> Handle:
         names = sorted(_pids(ctx, self.target))
-        for name in names:
-            ctx.restart(name)
+        try:
+            for name in names:
+                ctx.restart(name)
+        except BaseException:
+            self.heal(ctx, {"parts": names})  # never leave a part stopped
+            raise
         return {"parts": names}
 
     def heal(self, ctx: FaultContext, handle: Handle) -> None:

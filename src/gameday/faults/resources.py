@@ -110,14 +110,19 @@ class DiskFill:
               f"{self.mb} MiB would leave {free_mb - self.mb} MiB free in {directory}, "
               f"below leave_free_mb={self.leave_free_mb}")  # fmt: skip
         fill = directory / f"{FILL_PREFIX}{uuid.uuid4().hex[:12]}"
-        fd = os.open(fill, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(fill, os.O_CREAT | os.O_WRONLY | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except OSError as error:
+            raise FaultError(
+                f"{self.kind}: cannot write in {directory}: {error.strerror}"
+            ) from None
         try:
             os.posix_fallocate(fd, 0, self.mb * _MIB)
         except OSError as error:
-            os.close(fd)
             fill.unlink(missing_ok=True)
             raise FaultError(f"{self.kind}: cannot allocate in {directory}: {error}") from None
-        os.close(fd)
+        finally:
+            os.close(fd)
         return {"path": str(fill)}
 
     def heal(self, ctx: FaultContext, handle: Handle) -> None:

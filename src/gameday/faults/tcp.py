@@ -34,8 +34,12 @@ class ProxyFault:
 
     def inject(self, ctx: FaultContext) -> Handle:
         added: list[list[str]] = []
-        for link in ctx.links(self.target):
-            added.append([link, ctx.proxy_add_toxic(link, self.kind, self.toxic())])
+        try:
+            for link in ctx.links(self.target):
+                added.append([link, ctx.proxy_add_toxic(link, self.kind, self.toxic())])
+        except BaseException:
+            self.heal(ctx, {"toxics": added})  # all links or none
+            raise
         return {"toxics": added}
 
     def heal(self, ctx: FaultContext, handle: Handle) -> None:

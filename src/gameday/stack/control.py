@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gameday.faults import FaultError, build
-from gameday.stack.processes import free_port
+from gameday.stack.processes import StartError, free_port
 from gameday.stack.stack import Stack
 
 Handler = Callable[[Request, dict[str, Any]], Response]
@@ -128,6 +128,8 @@ class ControlServer:
             if self._server.started:
                 break
             threading.Event().wait(0.01)
+        if not self._server.started:
+            raise StartError(f"the stack's control API could not listen on {self.url}")
         self._stack.control = {"url": self.url, "token": self.token}
         self._stack.refresh_state()
 

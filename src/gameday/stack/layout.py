@@ -11,12 +11,12 @@ import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import stripe
 
 from gameday.alerts import AlertReceiver, check_rules, drill_rules, render_rules
+from gameday.faults.proxy import ProxyClient, ProxyError
 from gameday.stack.monitoring import Alertmanager, Prometheus
 from gameday.stack.options import Pace, StackOptions
 from gameday.stack.parts import ExternalPart, Part
@@ -82,7 +82,12 @@ def plan(options: StackOptions, workdir: Path) -> Plan:
     monitoring = Monitoring(workdir, options.pace) if options.monitoring else None
     upstreams = {name: hostport(parts[name].address) for name in DEPENDENCIES}
     ports = {f"w{i + 1}": free_port() for i in range(options.workers)}
-    return Plan(options, workdir, parts, parts["db"].address, ports, monitoring, upstreams)
+    return Plan(options, workdir, parts, connect_url(parts["db"]), ports, monitoring, upstreams)
+
+
+def connect_url(part: Part) -> str:
+    """The URL to connect with (an existing server's, password included)."""
+    return part.url if isinstance(part, ExternalPart) else part.address
 
 
 def hostport(url: str) -> str:
@@ -110,20 +115,23 @@ def proxy_of(parts: dict[str, Part]) -> ProxyDaemon:
     return proxy
 
 
-def make_links(plan: Plan, client: Any) -> dict[str, str]:
+def make_links(plan: Plan, client: ProxyClient) -> dict[str, str]:
     links = {}
-    for worker in plan.worker_ports:
-        for dependency in DEPENDENCIES:
-            name = f"{worker}.{dependency}"
-            links[name] = client.add_link(name, [plan.upstreams[dependency]])["listen"]
-    ingress = [f"127.0.0.1:{port}" for port in plan.worker_ports.values()]
-    links["ingress"] = client.add_link("ingress", ingress)["listen"]
+    try:
+        for worker in plan.worker_ports:
+            for dependency in DEPENDENCIES:
+                name = f"{worker}.{dependency}"
+                links[name] = client.add_link(name, [plan.upstreams[dependency]])["listen"]
+        ingress = [f"127.0.0.1:{port}" for port in plan.worker_ports.values()]
+        links["ingress"] = client.add_link("ingress", ingress)["listen"]
+    except ProxyError as error:  # e.g. an existing server that is not on loopback
+        raise StartError(f"cannot set up the fault proxy's links: {error}") from None
     return links
 
 
 def register_webhook(plan: Plan, ingress_url: str) -> str:
     """The webhook endpoint at the provider, pointing at the ingress; its signing secret."""
-    base = plan.dependencies["provider"].address
+    base = connect_url(plan.dependencies["provider"])
     provider = stripe.StripeClient(plan.options.provider_key, max_network_retries=2,
                                    base_addresses={"api": base})  # fmt: skip
     try:
@@ -144,7 +152,9 @@ def make_workers(
         env = {
             "BOOKINGS_ENVIRONMENT": "local",
             "BOOKINGS_DATABASE_URL": via(plan.database_url, links[f"{name}.db"]),
-            "BOOKINGS_REDIS_URL": via(plan.dependencies["redis"].address, links[f"{name}.redis"]),
+            "BOOKINGS_REDIS_URL": via(
+                connect_url(plan.dependencies["redis"]), links[f"{name}.redis"]
+            ),
             "BOOKINGS_REDIS_KEY_PREFIX": f"gameday-{stack_id}",
             "BOOKINGS_STRIPE_API_BASE": f"http://{links[f'{name}.provider']}",
             "BOOKINGS_STRIPE_WEBHOOK_SECRET": webhook_secret,

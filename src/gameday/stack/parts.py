@@ -12,6 +12,7 @@ import signal
 import subprocess
 from abc import ABC, abstractmethod
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from gameday.stack.processes import StartError, stop
 
@@ -46,9 +47,18 @@ class Part(ABC):
 
 
 class ExternalPart(Part):
-    def __init__(self, name: str, address: str) -> None:
+    """``url`` is what the stack connects with; ``address`` (shown, written to the state
+    file) has any password masked."""
+
+    def __init__(self, name: str, url: str) -> None:
         self.name = name
-        self.address = address
+        self.url = url
+        parts = urlsplit(url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+            self.address = urlunsplit(parts._replace(netloc=netloc))
+        else:
+            self.address = url
 
 
 class ProcessPart(Part):

@@ -52,7 +52,13 @@ class RunAs:
 
     @classmethod
     def account(cls, name: str) -> RunAs:
-        entry = pwd.getpwnam(name)
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            raise StartError(
+                f"there is no user {name!r} to run it as (run as a normal user, "
+                f"or create the account: useradd --system {name})"
+            ) from None
         return cls(entry.pw_uid, entry.pw_gid, entry.pw_dir)
 
 

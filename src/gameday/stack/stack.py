@@ -16,7 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -31,7 +31,7 @@ from gameday.stack.options import StackOptions
 from gameday.stack.parts import Part, ProcessPart
 from gameday.stack.processes import StartError, wait_until
 from gameday.stack.service import ServiceWorker, bookings_command
-from gameday.stack.state import FAULTS, root, start_ticks, sweep, write_state
+from gameday.stack.state import FAULTS, ensure_root, root, start_ticks, sweep, write_state
 
 log = structlog.get_logger("gameday.stack")
 Progress = Callable[[str], None]
@@ -76,7 +76,7 @@ class Stack:
         if swept:
             self.progress(f"removed {len(swept)} stack(s) left by a harness that died")
         plan = layout.plan(self.options, self.dir)  # binaries looked up: nothing started yet
-        root().mkdir(mode=0o711, parents=True, exist_ok=True)
+        ensure_root()
         self.dir.mkdir(mode=0o711)
         self._write_state()
         self._reaper = reaper.start(os.getpid(), self.dir)
@@ -134,10 +134,11 @@ class Stack:
         """Heal every fault, stop every process (workers first), remove the directory.
         Returns what could not be undone (one line each); never raises."""
         errors: list[str] = []
+        # Outside the stack's lock: healing (a restart) takes it to refresh the state file.
+        faults, self.faults = self.faults, None
+        if faults is not None:
+            errors += faults.close()
         with self._lock:
-            if self.faults is not None:
-                errors += self.faults.close()
-                self.faults = None
             if self.options.database_url and "w1" in self.parts:
                 errors += _try(self._cleanup_external_data)
             order = [n for n in self.parts if n.startswith("w")] + ["prometheus", "alertmanager"]
@@ -235,8 +236,16 @@ class Stack:
 
 def _parallel(jobs: list[Callable[[], None]]) -> None:
     """Run start jobs at once; the first error (if any) is raised after all have ended."""
-    with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
-        futures = [pool.submit(job) for job in jobs]
+    pool = ThreadPoolExecutor(max_workers=max(1, len(jobs)))
+    futures = [pool.submit(job) for job in jobs]
+    try:
+        wait(futures)
+    except BaseException:
+        # Interrupted (Ctrl-C): let the jobs end, so teardown sees every part they started.
+        wait(futures)
+        raise
+    finally:
+        pool.shutdown(wait=False)
     for future in futures:
         future.result()
 

@@ -16,19 +16,37 @@ import json
 import os
 import shutil
 import signal
+import stat
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from gameday.faults.resources import FILL_PREFIX
-from gameday.stack.processes import alive
+from gameday.stack.processes import StartError, alive
 
 STATE = "state.json"
 FAULTS = "faults.json"
 
 
 def root() -> Path:
-    return Path(os.environ.get("GAMEDAY_STACK_ROOT", "/tmp/gameday-stacks"))  # noqa: S108 - private 0700 dirs below
+    default = f"/tmp/gameday-stacks-{os.geteuid()}"  # noqa: S108 - checked private: ensure_root
+    return Path(os.environ.get("GAMEDAY_STACK_ROOT", default))
+
+
+def ensure_root() -> Path:
+    """The stacks' root, made private: under a shared ``/tmp`` a directory planted by another
+    user could redirect our writes or list pids for ``sweep`` to kill."""
+    base = root()
+    try:
+        base.mkdir(mode=0o711, parents=True, exist_ok=True)
+        info = base.lstat()
+    except OSError as error:
+        raise StartError(f"cannot use {base} for stacks: {error.strerror}") from None
+    if stat.S_ISLNK(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise StartError(f"{base} is not a private directory of this user (owner, mode or "
+                         "symlink); set GAMEDAY_STACK_ROOT to one that is")  # fmt: skip
+    return base
 
 
 def start_ticks(pid: int) -> int | None:
@@ -46,9 +64,11 @@ def owner_alive(state: dict[str, Any]) -> bool:
 
 
 def write_state(directory: Path, state: dict[str, Any]) -> None:
-    tmp = directory / (STATE + ".tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    tmp.chmod(0o600)
+    """Atomically, created 0600 from the start (it holds the stack's tokens)."""
+    tmp = directory / f"{STATE}.{os.getpid()}.{threading.get_ident()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(state, indent=1))
     tmp.replace(directory / STATE)
 
 
@@ -64,7 +84,7 @@ def running_stacks() -> list[dict[str, Any]]:
     """States of the stacks whose owner is alive, newest first."""
     found = []
     base = root()
-    if base.is_dir():
+    if _private(base):
         for directory in base.iterdir():
             state = read_state(directory)
             if state is not None and owner_alive(state):
@@ -72,12 +92,20 @@ def running_stacks() -> list[dict[str, Any]]:
     return sorted(found, key=lambda s: str(s.get("started_at", "")), reverse=True)
 
 
+def _private(base: Path) -> bool:
+    try:
+        info = base.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o022
+
+
 def sweep() -> list[str]:
     """Remove the directories (and disk-fill files) of stacks whose owner is dead; kill any
     of their processes still alive. Returns the ids removed."""
     removed: list[str] = []
     base = root()
-    if not base.is_dir():
+    if not _private(base):  # never act on what another user may have planted
         return removed
     for directory in base.iterdir():
         state = read_state(directory)

@@ -20,6 +20,7 @@ from gameday.stack.processes import alive, listening
 from gameday.stack.state import read_state
 
 GAMEDAY = [sys.executable, "-m", "gameday"]
+LAUNCHED: list[StackUp] = []
 
 
 def gameday(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Any:
@@ -42,6 +43,7 @@ class StackUp:
             [*GAMEDAY, "stack", "up", *args], stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"},
         )  # fmt: skip
+        LAUNCHED.append(self)
         self.lines: list[str] = []
         self.ready = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
@@ -72,6 +74,11 @@ class StackUp:
 @pytest.fixture
 def root(stack_root: Path) -> Iterator[Path]:
     yield stack_root
+    while LAUNCHED:  # a failed assertion must not leave a stack running past the tests
+        up = LAUNCHED.pop()
+        if up.proc.poll() is None:
+            up.proc.send_signal(signal.SIGTERM)
+        up.wait(60)
     # Whatever a test did, nothing of its stacks may be left behind.
     assert [d.name for d in stack_root.iterdir()] == []
 

@@ -98,7 +98,7 @@ def test_kill_pause_and_restart_are_seen_through_health_and_pids(healed: Stack) 
 
     paused_pid = w2.pid
     pause = registry.inject(build("pause", "w2", {}), 60)
-    assert _state_of(paused_pid) == "T"
+    assert wait_for(lambda: _state_of(paused_pid) == "T", 5)  # stops when next scheduled
     assert w2.health("live", timeout_s=0.5)[0] == 0
     registry.heal(pause.id)
     assert wait_for(lambda: w2.health("ready")[0] == 200, 10)
