@@ -367,6 +367,8 @@ def test_forged_stale_and_garbage_deliveries_are_400_and_change_nothing(
     assert pg.scalar("SELECT count(*) FROM webhook_events") == 0
     assert pg.scalar("SELECT count(*) FROM payment_transitions WHERE source LIKE 'event:%'") == 0
     assert statuses(pg, c) == ("requires_action", "held")
+    metrics = stack.http.get("/metrics").text
+    assert f'bookings_webhooks_total{{outcome="rejected"}} {float(len(cases))}' in metrics
 
     answer = deliver(stack, event)
     assert answer.json()["outcome"] == "processed"

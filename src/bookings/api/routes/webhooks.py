@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from bookings.adapters.stripe_gateway import verify_event
 from bookings.api.deps import Services
 from bookings.api.schemas import ERRORS, WebhookAck
-from bookings.errors import InvalidRequest
+from bookings.errors import InvalidRequest, WebhookRejected
 from bookings.services.webhooks import ProcessingFailedError
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERRORS)
@@ -29,7 +29,14 @@ async def stripe_event(
     if len(payload) > _MAX_BODY:
         raise InvalidRequest("the event is too large", code="payload_too_large")
     s = c.settings
-    event = verify_event(payload, stripe_signature, s.stripe_webhook_secret, s.webhook_tolerance_s)
+    try:
+        event = verify_event(
+            payload, stripe_signature, s.stripe_webhook_secret, s.webhook_tolerance_s
+        )
+    except WebhookRejected:
+        # Forged, stale or garbage: counted, so a signature-failure spike shows in metrics.
+        c.metrics.webhooks.labels("rejected").inc()
+        raise
     try:
         outcome = await c.webhooks.handle(event)
     except ProcessingFailedError:
