@@ -84,6 +84,9 @@ class Settings(BaseSettings):
 
     # Load shedding and background work.
     max_in_flight: int = Field(default=64, ge=1)
+    # Kept under the launch gate's latency blocker (p95 > 2.5 s): a request past it is
+    # answered 503 deadline_exceeded (its work finishes). 0 turns the deadline off.
+    request_deadline_s: float = Field(default=2.0, ge=0, le=600)
     maintenance_interval_s: float = Field(default=5.0, gt=0)
     outbox_batch: int = Field(default=20, ge=1, le=500)
     outbox_max_attempts: int = Field(default=8, ge=1, le=50)

@@ -9,10 +9,13 @@ from rich.console import Console
 from rich.table import Table
 
 from gameday import __version__
+from gameday.cli_alerts import alerts_app
+from gameday.cli_drill import drill
 from gameday.cli_stack import fault_app, stack_app
-from gameday.preflight import ProviderPreflight, Verdict
+from gameday.preflight import ProviderPreflight
 from gameday.receiver import WebhookReceiver
 from gameday.stack.provider import ProviderStartError, run_provider
+from gameday.verdict import Verdict
 
 EXIT_PASS, EXIT_FAIL, EXIT_CANNOT_RUN = 0, 1, 3
 
@@ -25,6 +28,8 @@ app = typer.Typer(
 console = Console()
 app.add_typer(stack_app, name="stack")
 app.add_typer(fault_app, name="fault")
+app.add_typer(alerts_app, name="alerts")
+app.command()(drill)
 
 _STYLE = {Verdict.PASS: "green", Verdict.FAIL: "bold red", Verdict.UNKNOWN: "yellow"}
 
@@ -36,18 +41,17 @@ def version() -> None:
 
 
 @app.command()
-def drill(
+def preflight(
     webhook_wait: Annotated[
         float, typer.Option(min=1, max=120, help="Seconds to wait for webhook deliveries.")
     ] = 10.0,
 ) -> None:
-    """Run the Game Day drill against the embedded stack.
+    """Check a payment provider is safe to drill against (the Stripe emulator by default).
 
-    Today this is the drill's payment-provider pre-flight: it starts the Stripe emulator,
-    registers a webhook endpoint, pays, retries with the same idempotency key, declines,
-    refunds past the cap and checks every webhook arrives signed. The scenarios arrive with
-    the stack and drill work. Exit codes: 0 all checks pass, 1 a check failed or was
-    inconclusive, 3 the drill could not run.
+    It starts the emulator, registers a webhook endpoint, pays, retries with the same
+    idempotency key, declines, refunds past the cap and checks every webhook arrives
+    signed. Exit codes: 0 all checks pass, 1 a check failed or was inconclusive, 3 it
+    could not run.
     """
     try:
         with run_provider() as provider, WebhookReceiver() as receiver:

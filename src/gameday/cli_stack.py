@@ -38,13 +38,21 @@ class _StopRequested(Exception):  # noqa: N818 - a request to stop, not an error
     """Raised in the main thread by SIGINT/SIGTERM/SIGHUP or the control API's /down."""
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _ignore_stop_signals() -> None:
+    """Teardown runs once, uninterrupted."""
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def _install_stop_signals() -> None:
     def stop(signum: int, frame: FrameType | None) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # teardown runs once, uninterrupted
+        _ignore_stop_signals()
         raise _StopRequested(signal.Signals(signum).name)
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in _STOP_SIGNALS:
         signal.signal(sig, stop)
 
 
@@ -96,8 +104,7 @@ def up(
         err.print(f"[bold red]cannot start the stack:[/] {error}")
         raise typer.Exit(EXIT_CANNOT_RUN) from None
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # teardown runs once, uninterrupted
+        _ignore_stop_signals()
         if control is not None:
             control.stop()
         problems = stack.down()

@@ -12,21 +12,15 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 
 import httpx
 import stripe
 
 from gameday.receiver import WebhookReceiver
+from gameday.verdict import Verdict
 
 _TEST_KEY = "sk_test_gameday_preflight"
 _EXPECTED_EVENTS = ("payment_intent.succeeded", "charge.succeeded", "charge.refunded")
-
-
-class Verdict(Enum):
-    PASS = "pass"  # noqa: S105 - a verdict, not a password
-    FAIL = "fail"
-    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)

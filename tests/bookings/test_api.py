@@ -272,7 +272,9 @@ ODD: list[tuple[str, str, dict[str, Any]]] = [
         "/resources/1/availability?from=2030-01-01T00:00:00-05:00&to=2030-01-01T00:00:00%2B14:00",
         {},
     ),
-    ("GET", "/resources/1/availability?from=9999-12-30T00:00:00Z&to=9999-12-31T23:59:59Z", {}),
+    # The end is 10000-01-01 in UTC: no datetime holds it. (A window inside year 9999 is
+    # valid input: 200 when resource 1 exists, 404 when not, so it is not an odd case.)
+    ("GET", "/resources/1/availability?from=9999-12-30T00:00:00Z&to=9999-12-31T23:30:00-01:00", {}),
     ("POST", "/bookings/1/payment", {"json": {"payment_method": "🙂" * 50}, "key": "k"}),
     ("POST", "/bookings/1/payment", {"json": {"payment_method": VISA}, "key": "k" * 300}),
     ("POST", "/bookings/1/payment", {"json": {"payment_method": VISA}, "key": "a b"}),

@@ -260,7 +260,9 @@ def test_a_partitioned_database_is_a_bounded_503_and_recovers(
         relay.stall()
         answers = _outage_burst(stack, client, booking_id)
         assert {r.status_code for r in answers} == {503}
-        assert {r.json()["error"] for r in answers} == {"db_unavailable"}
+        # A request still waiting on the silent database at the 2 s request deadline
+        # is answered there: deadline_exceeded, the same 503 a little sooner.
+        assert {r.json()["error"] for r in answers} <= {"db_unavailable", "deadline_exceeded"}
         burst_worst = max(r.elapsed.total_seconds() for r in answers)
         assert burst_worst < first_bound_s
         probes: dict[str, Callable[[], httpx.Response]] = {
@@ -570,7 +572,8 @@ def test_overload_is_shed_with_fast_503s_while_health_still_answers(
     pg: ScratchDatabase, world: World, rig: Rig
 ) -> None:
     emulator = rig.emulator
-    with rig.stack(pg, max_in_flight=2) as stack:
+    # A 3 s payment is the point here, so the request deadline is out of the way.
+    with rig.stack(pg, max_in_flight=2, request_deadline_s=10) as stack:
         client = Client(stack, world)
         bookings = [client.hold().json()["id"] for _ in range(12)]
         emulator.set_faults(latency_ms=1500)  # a payment = create + confirm = 3 s
@@ -595,6 +598,39 @@ def test_overload_is_shed_with_fast_503s_while_health_still_answers(
         assert client.booking(bookings[0]).status_code == 200  # nothing left queued
     rig.record("worst_shed_503_s", round(max(shed), 3))
     rig.record("health_and_metrics_during_overload_s", [round(live_s, 3), round(page_s, 3)])
+
+
+def test_a_request_past_the_deadline_gets_a_503_and_a_retry_finishes_it_once(
+    pg: ScratchDatabase, world: World, rig: Rig
+) -> None:
+    """The deadline answers a payment in the middle (the provider answers in 2 x 1.5 s)
+    while the work goes on; the client's retry with the same key gets that payment's
+    result: one charge."""
+    emulator = rig.emulator
+    with rig.stack(pg, request_deadline_s=1.0) as stack:
+        client = Client(stack, world)
+        booking = client.hold().json()["id"]
+        emulator.set_faults(latency_ms=1500)
+        started = time.perf_counter()
+        first = stack.pay(client.user, booking, "deadline-key")
+        took = time.perf_counter() - started
+        emulator.clear_faults()
+        assert first.status_code == 503, first.text
+        assert first.json()["error"] == "deadline_exceeded"
+        assert first.headers.get("Retry-After") == "1"
+        assert took < 1.5, took
+        again = stack.pay(client.user, booking, "deadline-key")
+        deadline = time.monotonic() + 10
+        while again.status_code in (409, 503) and time.monotonic() < deadline:
+            time.sleep(0.3)  # the first attempt still holds its key until it ends
+            again = stack.pay(client.user, booking, "deadline-key")
+        assert again.status_code == 200, again.text
+        assert again.json()["booking_status"] == "confirmed"
+        intents = stack.intents(booking)
+        assert [i["status"] for i in intents] == ["succeeded"], intents
+        page = stack.http.get("/metrics").text
+        assert metric(page, "bookings_http_deadline_exceeded_total") == 1.0
+    rig.record("deadline_answer_s", round(took, 3))
 
 
 # ---------------------------------------------------------------- email

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from gameday.preflight import CheckResult, ProviderPreflight, Verdict
+from gameday.preflight import CheckResult, ProviderPreflight
 from gameday.receiver import WebhookReceiver
+from gameday.verdict import Verdict
 from stripe_emulator import EmulatorServer
 
 

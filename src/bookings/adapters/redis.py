@@ -46,7 +46,9 @@ class RedisGuard:
             raise RedisDownError("circuit open")
         try:
             result = await command(self.client)
-        except (RedisError, OSError, TimeoutError) as error:
+        except (RedisError, OSError, TimeoutError, RuntimeError) as error:
+            if isinstance(error, RuntimeError) and not _transport_closed(error):
+                raise
             self.breaker.record_failure()
             self._metrics.redis_up.set(0)
             raise RedisDownError(str(error)) from error
@@ -59,3 +61,11 @@ class RedisGuard:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _transport_closed(error: RuntimeError) -> bool:
+    """uvloop reports a write on a connection the server already closed as a RuntimeError
+    ("unable to perform operation on <TCPTransport closed=True …>"), not an OSError, and
+    redis-py passes it through: that is Redis going away, not a bug (found by the drill's
+    Redis-outage scenario as a 500 on the first request after the outage began)."""
+    return "closed" in str(error) and "ransport" in str(error)

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from bookings import __version__
 from bookings.api import errors
-from bookings.api.middleware import LoadShedding, RequestContext
+from bookings.api.middleware import Detached, LoadShedding, RequestContext
 from bookings.api.routes import admin, auth, bookings, health, resources, webhooks
 from bookings.bootstrap import Container, build
 from bookings.settings import Settings
@@ -30,6 +30,7 @@ async def _within(step: str, work: Awaitable[object], limit_s: float = 5.0) -> N
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
     c = container or build(settings or Settings())
+    detached = Detached()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             if task is not None:
                 task.cancel()
                 await _within("background jobs", asyncio.wait([task]))
+            await _within("requests past their deadline", detached.drain(grace_s=2.0))
             await _within("closing connections", c.close())
             log.info("bookings stopped")
 
@@ -60,6 +62,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.include_router(module.router)
     errors.install(app)
     # Outermost first: the request id wraps everything, shedding happens inside it.
-    app.add_middleware(LoadShedding, metrics=c.metrics, limit=c.settings.max_in_flight)
+    app.add_middleware(LoadShedding, metrics=c.metrics, limit=c.settings.max_in_flight,
+                       deadline_s=c.settings.request_deadline_s, detached=detached)  # fmt: skip
     app.add_middleware(RequestContext, metrics=c.metrics)
     return app

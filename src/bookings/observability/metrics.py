@@ -34,6 +34,10 @@ class Metrics:
         self.shed = Counter(
             "bookings_http_shed_total", "Requests refused with 503 by load shedding.", registry=r
         )
+        self.deadline = Counter(
+            "bookings_http_deadline_exceeded_total",
+            "Requests cancelled and answered 503 at the request deadline.", registry=r,
+        )  # fmt: skip
         self.holds = Counter(
             "bookings_holds_total", "Hold attempts by outcome.", ["outcome"], registry=r
         )

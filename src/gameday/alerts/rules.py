@@ -83,16 +83,38 @@ def scaled_for(real_s: int, pace: Pace) -> int:
     return max(MIN_FAST_FOR_S, math.ceil(real_s / FAST_SCALE))
 
 
+@dataclass(frozen=True, slots=True)
+class Selectors:
+    """The label matchers of each signal, shared by the rules and the metric snapshots so
+    both always read the same traffic (scrapes and probes are never users)."""
+
+    users: str
+    errors: str
+    hook: str
+    failed: str
+    hits: str = 'result="hit"'
+
+    @classmethod
+    def of(cls, n: MetricNames) -> Selectors:
+        users = f'route!~"{n.unobserved_routes}"'
+        hook = f'route="{n.webhook_route}"'
+        return cls(users, users + ',status=~"5.."', hook, hook + ',status!~"2.."')
+
+
+def rate_sum(metric: str, selector: str, window: str, by: str | None = "job") -> str:
+    """``sum by (by) (rate(metric{selector}[window]))``; ``by=None`` sums everything."""
+    braces = f"{{{selector}}}" if selector else ""
+    grouping = f" by ({by})" if by else ""
+    return f"sum{grouping} (rate({metric}{braces}[{window}]))"
+
+
 def _exprs(n: MetricNames, w: str) -> dict[str, str]:
     """PromQL per rule name, ratios per job so a team's several services stay apart."""
-    users = f'route!~"{n.unobserved_routes}"'
-    hook = f'route="{n.webhook_route}"'
-    errors, failed = users + ',status=~"5.."', hook + ',status!~"2.."'
-    hits = 'result="hit"'
+    s = Selectors.of(n)
+    users, errors, hook, failed, hits = s.users, s.errors, s.hook, s.failed, s.hits
 
     def per_job(metric: str, selector: str, by: str = "job") -> str:
-        braces = f"{{{selector}}}" if selector else ""
-        return f"sum by ({by}) (rate({metric}{braces}[{w}]))"
+        return rate_sum(metric, selector, w, by)
 
     duplicates = f'{n.refunds}{{reason="{n.duplicate_refund_reason}"}}'
     return {

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from gameday.stack.stack import Stack
 
 _DEPENDENCIES = ("db", "redis", "provider", "smtp")
-_PROCESS_GROUPS = {"workers": "w", "all-workers": "w"}
+_WORKER_GROUPS = frozenset({"workers", "all-workers"})
 
 
 class StackFaultContext:
@@ -57,7 +57,7 @@ class StackFaultContext:
 
     def process_names(self, target: str) -> list[str]:
         parts = self._stack.parts
-        if target in _PROCESS_GROUPS:
+        if target in _WORKER_GROUPS:
             found = [n for n in parts if n in self._stack.workers]
         elif target in parts and target != "proxy":
             found = [target]

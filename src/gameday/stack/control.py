@@ -14,6 +14,7 @@ import os
 import secrets
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -127,7 +128,7 @@ class ControlServer:
         for _ in range(500):
             if self._server.started:
                 break
-            threading.Event().wait(0.01)
+            time.sleep(0.01)
         if not self._server.started:
             raise StartError(f"the stack's control API could not listen on {self.url}")
         self._stack.control = {"url": self.url, "token": self.token}

@@ -40,11 +40,12 @@ class Secrets:
     admin_token: str
     jwt_secret: str
     gameday_password: str
-    provider_key: str = "sk_test_gameday_stack"
+    provider_key: str
 
     @classmethod
-    def generate(cls) -> Secrets:
-        return cls(secrets.token_urlsafe(24), secrets.token_urlsafe(32), secrets.token_urlsafe(12))
+    def generate(cls, provider_key: str) -> Secrets:
+        return cls(secrets.token_urlsafe(24), secrets.token_urlsafe(32),
+                   secrets.token_urlsafe(12), provider_key)  # fmt: skip
 
     def env(self) -> dict[str, str]:
         return {"BOOKINGS_ADMIN_TOKEN": self.admin_token, "BOOKINGS_JWT_SECRET": self.jwt_secret,

@@ -163,9 +163,9 @@ def wait_until(
         if ready():
             return
         if proc is not None and proc.poll() is not None:
-            raise StartError(f"{what} exited with code {proc.returncode}{_tail(log)}")
+            raise StartError(f"{what} exited with code {proc.returncode}{tail(log)}")
         time.sleep(0.05)
-    raise StartError(f"{what} was not ready within {timeout_s:.0f} s{_tail(log)}")
+    raise StartError(f"{what} was not ready within {timeout_s:.0f} s{tail(log)}")
 
 
 def read_line(proc: subprocess.Popen[str], prefix: str, *, what: str, timeout_s: float) -> str:
@@ -191,15 +191,12 @@ def read_line(proc: subprocess.Popen[str], prefix: str, *, what: str, timeout_s:
     return found[0]
 
 
-def _tail(log: Path | None, lines: int = 8) -> str:
+def tail(log: Path | None, lines: int = 8) -> str:
+    """The last lines of a child's log, ready to append to an error message."""
     if log is None or not log.exists():
         return ""
     text = log.read_text(errors="replace").strip().splitlines()[-lines:]
     return (":\n  " + "\n  ".join(text)) if text else ""
-
-
-def tail(log: Path, lines: int = 8) -> str:
-    return _tail(log, lines)
 
 
 def pipe_lines(stream: IO[str]) -> None:

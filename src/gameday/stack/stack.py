@@ -51,7 +51,7 @@ class Stack:
         self.dir = root() / self.id
         self.parts: dict[str, Part] = {}
         self.links: dict[str, str] = {}  # link name -> "127.0.0.1:port"
-        self.secrets = layout.Secrets.generate()
+        self.secrets = layout.Secrets.generate(self.options.provider_key)
         self.client_options: dict[str, Any] = {}
         self.started_at = datetime.now(UTC)
         self.faults: FaultRegistry | None = None
@@ -60,6 +60,8 @@ class Stack:
         self.monitoring: layout.Monitoring | None = None
         self.control: dict[str, str] = {}  # set by the control server when one runs
         self._reaper: subprocess.Popen[bytes] | None = None
+        self.database_url = ""  # direct, not through a proxy link: for checks and repairs
+        self.webhook_secret = ""  # to sign deliveries the drill makes itself (replays)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -102,9 +104,10 @@ class Stack:
         self._write_state()
         self.links = layout.make_links(plan, self.proxy_client)
         self.progress("migrating the schema")
+        self.database_url = plan.database_url
         env = {"BOOKINGS_DATABASE_URL": plan.database_url}
         bookings_command(["migrate"], env=env, log=self.dir / "migrate.log")
-        secret = layout.register_webhook(plan, self.ingress_url)
+        self.webhook_secret = secret = layout.register_webhook(plan, self.ingress_url)
         workers = layout.make_workers(plan, self.links, self.secrets, secret, self.id)
         self.parts.update(workers)
         # The workers need the schema, not the data: seed while they boot.
@@ -151,9 +154,9 @@ class Stack:
                 errors += _try(self.monitoring.close)
                 self.monitoring = None
             layout.remove_dir(self.dir)
-            if self._reaper is not None:  # it sees the directory gone and exits
-                errors += _try(lambda: self._reaper.wait(5) if self._reaper else None)
-                self._reaper = None
+            reaper_proc, self._reaper = self._reaper, None
+            if reaper_proc is not None:  # it sees the directory gone and exits
+                errors += _try(lambda: reaper_proc.wait(5))
         return errors
 
     def _cleanup_external_data(self) -> None:
@@ -173,6 +176,11 @@ class Stack:
     @property
     def ingress_url(self) -> str:
         return f"http://{self.links['ingress']}"
+
+    @property
+    def provider_url(self) -> str:
+        """The provider's API, direct (the workers reach it through their proxy links)."""
+        return layout.connect_url(self.part("provider"))
 
     def worker_urls(self) -> dict[str, str]:
         return {name: worker.address for name, worker in self.workers.items()}

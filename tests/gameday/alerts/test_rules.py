@@ -247,7 +247,7 @@ def test_each_threshold_fires_after_its_window_only(name: str, tmp_path: Path) -
 
 def test_the_package_exports_exactly_its_public_names() -> None:
     module = importlib.import_module("gameday.alerts")
-    submodules = {"events", "receiver", "rules"}
+    submodules = {"events", "prom", "receiver", "rules"}
     public = {n for n in vars(module) if not n.startswith("_")} - submodules
     assert set(module.__all__) == public
     assert dataclasses.is_dataclass(module.AlertRule)

@@ -1,0 +1,63 @@
+"""The fault scenarios' criteria fail against a target missing the safeguard they test:
+scenario 5 with the Redis fallback switched off, scenario 7 without the request deadline
+(and with requests queueing for connections).
+(Scenarios 1-3 are proven able to fail by the unsafe variant, test_drill_unsafe.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gameday.cli_drill import embedded_target
+from gameday.drill.engine import Drill, DrillOptions
+from gameday.drill.scenario import load_scenarios
+from gameday.stack.options import StackOptions
+from gameday.stack.stack import Stack
+
+pytestmark = [pytest.mark.slow, pytest.mark.drill]
+
+
+@pytest.fixture(scope="module")
+def journal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    # No deadline, and a pool that lets requests queue (its 1.5 s checkout bound would
+    # otherwise reject some of them fast): requests wait behind the slow database.
+    options = StackOptions(service_env={"BOOKINGS_REQUEST_DEADLINE_S": "0",
+                                        "BOOKINGS_DB_POOL_TIMEOUT_S": "10"})  # fmt: skip
+    with Stack(options) as stack:
+        admin = {"X-Admin-Token": stack.secrets.admin_token}
+        flag = f"{stack.ingress_url}/admin/flags/REDIS_OPTIONAL_FALLBACK"
+        assert httpx.put(flag, json={"enabled": False}, headers=admin).status_code == 200
+        scenarios = [s for s in load_scenarios() if s.id in (5, 7)]
+        out: Path = tmp_path_factory.mktemp("broken") / "report"
+        drill = Drill(embedded_target(stack), DrillOptions(seed=9, out=out), stack=stack)
+        yield asyncio.run(drill.run(scenarios))
+
+
+def _failed(journal: dict[str, Any], sid: int) -> dict[str, Any]:
+    scenario = next(s for s in journal["scenarios"] if s["id"] == sid)
+    assert scenario["verdict"] == "fail", scenario["criteria"]
+    return {c["measure"]: c for c in scenario["criteria"] if c["verdict"] == "fail"}
+
+
+def test_redis_down_without_the_fallback_fails_the_error_budget(journal: dict[str, Any]) -> None:
+    failed = _failed(journal, 5)
+    assert failed["outage.during.error_rate"]["measured"] > 0.01
+    flags = next(c for c in journal["preflight"] if c["check"] == "feature flags")
+    assert flags["verdict"] == "fail"
+    assert "REDIS_OPTIONAL_FALLBACK" in flags["detail"]
+
+
+def test_a_slow_database_without_the_deadline_fails_the_latency_gate(
+    journal: dict[str, Any],
+) -> None:
+    failed = _failed(journal, 7)
+    # Without the deadline, requests wait on the slow database: slower than the gate, or
+    # not answered within the client's 10 s at all.
+    slow = failed.get("slow.during.p95_s", {}).get("measured") or 0
+    hung = failed.get("slow.during.no_answer", {}).get("measured") or 0
+    assert slow > 2.5 or hung > 0, failed

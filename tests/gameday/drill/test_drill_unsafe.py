@@ -1,0 +1,57 @@
+"""The negative control: against the service with every safeguard removed, the drill fails
+scenarios 1, 2 and 3 with the exact P0 evidence — the checks can fail."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.gameday.drill.support import DrillRun, run_drill
+
+pytestmark = [pytest.mark.slow, pytest.mark.drill]
+
+
+@pytest.fixture(scope="module")
+def drill(tmp_path_factory: pytest.TempPathFactory) -> DrillRun:
+    out = tmp_path_factory.mktemp("unsafe") / "report"
+    return run_drill(out, "--unsafe-service", "--seed", "5", "-s", "1", "-s", "2", "-s", "3")
+
+
+def test_the_drill_fails_and_says_so(drill: DrillRun) -> None:
+    assert drill.code == 1, drill.output[-2000:]
+    assert [s["verdict"] for s in drill.journal["scenarios"]] == ["fail", "fail", "fail"]
+    assert "DRILL RESULT: FAIL" in drill.output
+
+
+def test_duplicate_charges_are_caught_with_the_intents(drill: DrillRun) -> None:
+    check = drill.check(1, "no_duplicate_charge")
+    assert check["verdict"] == "fail"
+    assert check["severity"] == "P0"
+    doubled = [e for e in check["evidence"] if e["kind"] == "charged_twice_at_provider"]
+    assert doubled, check["evidence"]
+    assert all(len(set(e["intent_ids"])) > 1 for e in doubled)
+    criteria = {c["text"]: c for c in drill.scenario(1)["criteria"]}
+    storm = criteria["Same key: at most one successful charge for the order"]
+    assert storm["verdict"] == "fail"
+    assert storm["measured"] > 1
+
+
+def test_double_bookings_are_caught_with_the_rows(drill: DrillRun) -> None:
+    check = drill.check(2, "no_double_booking")
+    assert check["verdict"] == "fail"
+    assert check["evidence"], check
+    race = {c["measure"]: c for c in drill.scenario(2)["criteria"]}["race.winners"]
+    assert race["verdict"] == "fail"
+    assert race["measured"] > 1
+
+
+def test_double_applied_events_are_caught(drill: DrillRun) -> None:
+    check = drill.check(3, "single_application")
+    assert check["verdict"] == "fail"
+    assert check["evidence"], check
+
+
+def test_a_failed_scenario_is_rolled_back(drill: DrillRun) -> None:
+    for s in drill.journal["scenarios"]:
+        actions = {r["action"]: r["ok"] for r in s["rollback"]}
+        assert actions["heal"] is True
+        assert actions["reconcile"] is True
