@@ -10,18 +10,20 @@ should make impossible) are retried a few times and then answered with a 503, ne
 a false "taken" that would turn a customer away from a free slot.
 
 With ``BOOKING_ATOMIC_LOCKING`` off (and on the unsafe variant) the lock is skipped, which
-leaves a check-then-insert race that only the constraint (if present) closes.
+leaves a check-then-insert race that only the constraint (if present) closes; the unsafe
+variant also checks and inserts in two transactions, as a naive service would.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bookings.adapters import queries
 from bookings.adapters.cache import AvailabilityCache
@@ -78,20 +80,18 @@ class Holds:
     ) -> Booking:
         ctx = self._ctx
         now = ctx.now()
+        if ctx.unsafe:
+            # The naive variant checks availability in one transaction and books in the
+            # next, the way the bug usually ships: nothing but luck closes that window.
+            async with ctx.db.transaction() as conn:
+                await self._check_free(conn, resource_id, span, locking=False)
         async with ctx.db.transaction() as conn:
-            lookup = queries.lock_resource if locking else queries.get_resource
-            resource = await lookup(conn, resource_id)
+            if ctx.unsafe:
+                resource = await queries.get_resource(conn, resource_id)
+            else:
+                resource = await self._check_free(conn, resource_id, span, locking, now=now)
             if resource is None:
                 raise NotFound(f"no resource {resource_id}", code="resource_not_found")
-            if not ctx.unsafe:
-                # The naive variant leaves stale holds to the cleanup job: on MariaDB this
-                # UPDATE's row locks would otherwise serialize it by accident.
-                await queries.release_stale_holds(conn, resource_id, span, now)
-            if await queries.first_overlap(conn, resource_id, span) is not None:
-                ctx.metrics.holds.labels("conflict").inc()
-                ctx.metrics.booking_conflicts.inc()
-                log.info("booking conflict", resource_id=resource_id, by="check")
-                raise SlotTaken()
             values: dict[str, Any] = {
                 "resource_id": resource_id,
                 "user_id": who.user_id,
@@ -116,6 +116,32 @@ class Holds:
             currency=values["currency"],
             hold_expires_at=values["hold_expires_at"],
         )
+
+    async def _check_free(
+        self,
+        conn: AsyncConnection,
+        resource_id: int,
+        span: TimeRange,
+        locking: bool,
+        now: datetime | None = None,
+    ) -> Any:
+        """The resource (``None`` if unknown), after making sure ``span`` is free on it.
+
+        ``now`` releases stale holds in the range first; the naive variant leaves them to
+        the cleanup job (on MariaDB that UPDATE's row locks would serialize it by accident).
+        """
+        lookup = queries.lock_resource if locking else queries.get_resource
+        resource = await lookup(conn, resource_id)
+        if resource is None:
+            return None
+        if now is not None:
+            await queries.release_stale_holds(conn, resource_id, span, now)
+        if await queries.first_overlap(conn, resource_id, span) is not None:
+            self._ctx.metrics.holds.labels("conflict").inc()
+            self._ctx.metrics.booking_conflicts.inc()
+            log.info("booking conflict", resource_id=resource_id, by="check")
+            raise SlotTaken()
+        return resource
 
     async def get(self, who: Principal, booking_id: int) -> Booking:
         async with self._ctx.db.transaction() as conn:

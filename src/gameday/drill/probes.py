@@ -88,10 +88,35 @@ async def pay_storm(ctx: DrillContext, parallel: int = 50, keys: str = "same") -
 
 
 @probe
-async def slot_race(ctx: DrillContext, users: int = 30) -> Figures:
-    """Playbook row 2: N different users hold one resource and range at the same instant;
-    then the winner pays, so "exactly one confirmed booking" is measured, not assumed."""
+async def slot_race(ctx: DrillContext, users: int = 30, rounds: int = 3) -> Figures:
+    """Playbook row 2: N different users hold one resource and range at the same instant,
+    then the winners pay, so "exactly one confirmed booking" is measured, not assumed.
+
+    One race proves little either way (a broken service can get lucky), so it runs
+    ``rounds`` times on fresh ranges and reports the worst round: ``winners`` is the most
+    any round had, ``fewest_winners`` the least.
+    """
+    if not 2 <= users <= 100 or not 1 <= rounds <= 10:
+        raise ProbeError("slot_race: users 2..100 (the playbook's 10-50), rounds 1..10")
     sessions = await ctx.sessions(users)
+    winners: list[int] = []
+    confirmed: list[int] = []
+    totals: Counter[str] = Counter()
+    for _ in range(rounds):
+        won, paid, figures = await _race_once(ctx, sessions)
+        winners.append(won)
+        confirmed.append(paid)
+        totals.update(figures)
+    result: Figures = dict(totals)
+    result["rounds"] = rounds
+    result["winners"] = max(winners)
+    result["fewest_winners"] = min(winners)
+    result["confirmed"] = max(confirmed)
+    result["fewest_confirmed"] = min(confirmed)
+    return result
+
+
+async def _race_once(ctx: DrillContext, sessions: list[Session]) -> tuple[int, int, Figures]:
     resource, starts, ends = ctx.fresh_range()
     calls = [ctx.shop.hold_call(s, resource, starts, ends) for s in sessions]
     ops = await ctx.driver.burst(
@@ -104,7 +129,6 @@ async def slot_race(ctx: DrillContext, users: int = 30) -> Figures:
     winners = [(s, op) for s, op in zip(sessions, ops, strict=True) if op.status == 201]
     for _s, op in winners:
         ctx.note_booking((op.value or {}).get("booking_id"))
-    figures["winners"] = len(winners)
     figures["losers_slot_taken"] = sum(1 for op in ops if op.status == 409)
     figures["unexpected_answers"] = sum(1 for op in ops if op.status not in (201, 409))
     confirmed = 0
@@ -112,8 +136,7 @@ async def slot_race(ctx: DrillContext, users: int = 30) -> Figures:
         booking = int((op.value or {})["booking_id"])
         paid = await ctx.shop.pay(session, booking, f"race-{uuid.uuid4().hex}", "race")
         confirmed += int((paid.value or {}).get("booking_status") == "confirmed")
-    figures["confirmed"] = confirmed
-    return figures
+    return len(winners), confirmed, figures
 
 
 async def _paid_booking(ctx: DrillContext, process: str) -> tuple[Session, int, str]:
