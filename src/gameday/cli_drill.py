@@ -1,8 +1,10 @@
 """``gameday drill``: the eight mandatory scenarios end-to-end, with a live view, a summary
-table, ``journal.json``, ``history.jsonl`` and ``report.md``.
+table, the Go/No-Go gate, ``journal.json``, ``history.jsonl`` and the report
+(``index.html``, ``report.md``, ``junit.xml``).
 
-Exit codes: 0 every scenario passed, 1 a scenario failed or was inconclusive, 3 the drill
-could not run or was aborted (the journal says why and what it had done until then).
+Exit codes (the gate's): 0 GO, 1 NO-GO (a subset of the scenarios is NO-GO too: a launch
+needs all eight), 2 bad input, 3 the drill could not run or was aborted (the journal says
+why and what it had done until then), 4 CONDITIONAL GO.
 """
 
 from __future__ import annotations
@@ -21,16 +23,20 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from gameday.cli_gate import AcceptedOpt, RiskOpt, evaluate, print_gate
 from gameday.drill.engine import Drill, DrillAborted, DrillOptions
-from gameday.drill.journal import REPORT
-from gameday.drill.report import key_figures, write_markdown
+from gameday.drill.journal import save_document
+from gameday.drill.report import key_figures
 from gameday.drill.scenario import Scenario, ScenarioError, check_names, load_scenarios
 from gameday.drill.target import Target, TargetError, load_profile
 from gameday.faults import KINDS
+from gameday.gate import InputError, JournalError, load_accepted, load_risk_config, parse_journal
+from gameday.report import HTML, write_reports
+from gameday.report.plan import PlanError, parse_areas, retest_plan
 from gameday.stack.options import StackOptions
 from gameday.stack.processes import StartError
 
-EXIT_PASS, EXIT_FAIL, EXIT_CANNOT_RUN = 0, 1, 3
+EXIT_BAD_INPUT, EXIT_CANNOT_RUN = 2, 3
 console = Console()
 _STYLE = {"pass": "green", "fail": "bold red", "unknown": "yellow"}
 
@@ -110,23 +116,46 @@ def drill(
     max_minutes: Annotated[
         float, typer.Option(min=1, max=600, help="Stop condition: abort (and heal) past this.")
     ] = 30.0,
+    changed: Annotated[
+        str,
+        typer.Option(
+            help="Re-test after a change (playbook 7.4): payment, db, cache, auth, network "
+            "(comma-separated); runs exactly the scenarios `gameday plan` lists."
+        ),
+    ] = "",
+    accepted_risks: AcceptedOpt = None,
+    risk_config: RiskOpt = None,
 ) -> None:
     """Run the Game Day drill: pre-flight, a baseline, then the playbook's eight scenarios.
 
     Each scenario sets up, starts load, injects its fault, observes, heals, verifies
     recovery, checks the invariants (no duplicate charge, no double booking, convergence,
     single application of webhooks, no lost acknowledged write, deterministic retries) and
-    judges its criteria. Ctrl-C heals every fault and still writes the journal.
-    Exit codes: 0 all passed, 1 a scenario failed or was inconclusive, 3 could not run.
+    judges its criteria. Then the Go/No-Go gate decides, and the report is written.
+    Ctrl-C heals every fault and still writes the journal.
+    Exit codes: 0 GO, 1 NO-GO (a subset run is NO-GO: a launch needs all eight), 2 bad
+    input, 3 could not run or aborted, 4 CONDITIONAL GO.
     """
     if pace not in ("fast", "real"):
         raise typer.BadParameter("fast or real", param_hint="--pace")
+    wanted = list(scenario or [])
+    if changed:
+        try:
+            wanted += retest_plan(parse_areas(changed)).scenarios
+        except PlanError as error:
+            raise typer.BadParameter(str(error), param_hint="--changed") from None
+    try:  # before the stack starts: a typo in these files must not cost a whole drill
+        load_accepted(accepted_risks)
+        load_risk_config(risk_config)
+    except InputError as error:
+        console.print(f"[bold red]bad input:[/] {error}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     seed = seed if seed is not None else random.SystemRandom().randrange(1, 1_000_000)
     try:
         from gameday.drill.checks import CHECKS  # noqa: PLC0415
         from gameday.drill.probes import PROBES  # noqa: PLC0415 - registers the probes
 
-        scenarios = select(load_scenarios(), scenario or [])
+        scenarios = select(load_scenarios(), sorted(set(wanted)))
         check_names(scenarios, PROBES, CHECKS, KINDS)
         profile = load_profile(target) if target is not None else None
     except (ScenarioError, TargetError) as error:
@@ -146,7 +175,7 @@ def drill(
     except StartError as error:
         console.print(f"[bold red]cannot run the drill:[/] {error}")
         raise typer.Exit(EXIT_CANNOT_RUN) from None
-    code = _summary(journal, out)
+    code = _summary(journal, out, accepted_risks, risk_config)
     raise typer.Exit(code)
 
 
@@ -214,7 +243,9 @@ def _ignore_stop_signals() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-def _summary(journal: dict[str, Any], out: Path) -> int:
+def _summary(
+    journal: dict[str, Any], out: Path, accepted: Path | None, risk_config: Path | None
+) -> int:
     table = Table(title="Game Day drill")
     for column in ("#", "scenario", "verdict", "key figures"):
         table.add_column(column)
@@ -227,8 +258,22 @@ def _summary(journal: dict[str, Any], out: Path) -> int:
         )
     console.print(table)
     out.mkdir(parents=True, exist_ok=True)
-    write_markdown(journal, out / REPORT)
-    console.print(f"journal: {out / 'journal.json'} · report: {out / REPORT}")
+    if "journal_version" not in journal:  # interrupted before the drill began
+        console.print("[bold red]DRILL ABORTED[/] before it began: nothing to judge")
+        return EXIT_CANNOT_RUN
+    try:
+        typed = parse_journal(journal)
+        result = evaluate(typed, accepted, risk_config)
+    except (JournalError, InputError) as error:  # a harness bug: the journal is its own
+        console.print(f"[bold red]cannot judge the drill:[/] {error}")
+        return EXIT_CANNOT_RUN
+    journal["gate"] = result.to_json()
+    save_document(journal, out)
+    write_reports(typed, journal, result, out)
+    print_gate(result)
+    console.print(
+        f"journal: {out / 'journal.json'} · report: {out / HTML} (and report.md, junit.xml)"
+    )
     if journal.get("status") != "complete":
         console.print(f"[bold red]DRILL {str(journal.get('status')).upper()}[/]")
         return EXIT_CANNOT_RUN
@@ -238,7 +283,7 @@ def _summary(journal: dict[str, Any], out: Path) -> int:
         if verdict == "pass"
         else f"[bold red]DRILL RESULT: {verdict.upper()}[/]"
     )
-    return EXIT_PASS if verdict == "pass" else EXIT_FAIL
+    return result.exit_code
 
 
 class _LiveView:

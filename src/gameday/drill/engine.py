@@ -31,13 +31,14 @@ from gameday.drill import probes as probe_lib
 from gameday.drill.alerting import alert_criteria, annotate, missing
 from gameday.drill.background import BackgroundLoad, LoadProfile
 from gameday.drill.checks import invariant_criteria, run_checks, scoped
+from gameday.drill.closing import fault_spans, summarise, wall_clock, webhook_deliveries
 from gameday.drill.context import DrillContext, ProbeError
 from gameday.drill.criteria import judge
 from gameday.drill.hooks import Hooks
 from gameday.drill.injection import FaultStep, ScenarioRun
 from gameday.drill.journal import HISTORY, Journal
 from gameday.drill.measure import Window, windows
-from gameday.drill.metrics import alert_events, prometheus_url, snapshot
+from gameday.drill.metrics import alert_events, pool_figures, prometheus_url, snapshot
 from gameday.drill.preflight import blocking_failures, run_preflight
 from gameday.drill.scenario import Duration, Pace, Scenario
 from gameday.drill.shop import Shop
@@ -59,6 +60,8 @@ RECOVERY_LIMIT = Duration(20.0, 600.0)
 ALERT_GRACE = Duration(12.0, 120.0)
 """How long after healing an expected alert may still arrive (Alertmanager is asynchronous)."""
 STOP_UNREACHABLE = Duration(30.0, 300.0)
+WEBHOOK_WINDOW = Duration(30.0, 300.0)
+"""The playbook's "webhook processing success within 5 min", scaled like the retries."""
 STUCK_AFTER = Duration(5.0, 60.0)
 """A payment still pending this long after its last change is stuck, not in flight."""
 _CONNECTIONS = 2 * 64 + 128
@@ -186,6 +189,7 @@ class Drill:
             self.journal.data["scenarios"].append(result)
             self.view["results"].append((scenario.id, scenario.title, result["verdict"]))
             self.journal.save()
+        await self._closing(ctx)
         self._summarise()
 
     # ================================================================== phases
@@ -319,6 +323,26 @@ class Drill:
             return False
         run.measures.update({f"{label}.{k}": v for k, v in figures.items()})
         return True
+
+    async def _closing(self, ctx: DrillContext) -> None:
+        """The drill-wide figures the gate and the report read (see ``closing``)."""
+        self._phase("closing")
+        self.driver.scenario, self.driver.phase = "closing", "closing"
+        self.history.flush()
+        spans = fault_spans(self.journal.data["scenarios"], RECOVERY_LIMIT.at(self.pace))
+        now_t = self.history.now()
+        wall = wall_clock(now_t, aligned_now())
+        path = self.history.path
+        found = await asyncio.to_thread(lambda: summarise(read_history(path), spans, now_t))
+        self.journal.data.update(found)
+        if self.target.provider_url:
+            self.journal.data["webhooks"] = await webhook_deliveries(
+                ctx.provider_get, wall(0).timestamp() - 1, WEBHOOK_WINDOW.at(self.pace)
+            )
+        self.journal.data["db_pool"] = await asyncio.to_thread(
+            pool_figures, self.target, self.stack, wall, now_t, spans
+        )
+        self.journal.save()
 
     # ================================================================== helpers
 

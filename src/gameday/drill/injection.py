@@ -28,6 +28,8 @@ from gameday.history import HistoryWriter, Op
 
 RECOVERY_LIMIT = Duration(20.0, 600.0)
 INJECTION_MARGIN_S = 30.0
+SNAPSHOT_LEAD_S = 0.5
+"""The "during" snapshot is taken this long before the heal (a query takes some time)."""
 """The registry's own deadline is this much past the step's: it heals if the drill cannot."""
 
 
@@ -105,6 +107,7 @@ class FaultStep:
         run.faults.append({"label": label, "kind": step.fault, "target": step.target,
                            "params": dict(step.params), "injected_t": t_inject,
                            "healed_t": t_heal, "recovery_s": recovery,
+                           "recovery_probe": step.recover or None,
                            "restarts": restarts, "metrics_during": during})  # fmt: skip
         return during
 
@@ -115,11 +118,12 @@ class FaultStep:
         await asyncio.sleep(settle)
         for name in step.during:
             await self.run_probe(ctx, run, f"{step.label}.{name}", name, {})
-        during = await self.snapshot()
-        left = duration - (self.history.now() - t_inject)
+        # The "during" snapshot is taken at the end of the window, when the monitoring's
+        # rate windows hold the fault rather than the calm before it.
+        left = duration - (self.history.now() - t_inject) - SNAPSHOT_LEAD_S
         if left > 0:
             await asyncio.sleep(left)
-        return during
+        return await self.snapshot()
 
     async def _recover(self, ctx: DrillContext, step: Step, t_heal: float) -> float | None:
         """Seconds from healing to the first success of the recovery probe (None: never),

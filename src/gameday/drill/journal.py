@@ -76,19 +76,24 @@ class Journal:
 
     def save(self) -> None:
         with self._lock:
-            body = orjson.dumps(_clean(self.data), default=_default, option=orjson.OPT_INDENT_2)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        # Atomic (rename), not synced: it is saved at every injection, on the event loop,
-        # and a crash of the harness (not of the machine) is what it must survive.
-        tmp.write_bytes(body)
-        os.replace(tmp, self.path)
+            save_document(self.data, self.dir)
 
     def finish(self, status: str, reason: str | None = None) -> None:
         self.data["status"] = status
         self.data["abort_reason"] = reason
         self.data["finished_at"] = datetime.now(UTC).isoformat()
         self.save()
+
+
+def save_document(data: dict[str, Any], directory: Path) -> None:
+    body = orjson.dumps(_clean(data), default=_default, option=orjson.OPT_INDENT_2)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / JOURNAL
+    tmp = path.with_suffix(".json.tmp")
+    # Atomic (rename), not synced: it is saved at every injection, on the event loop,
+    # and a crash of the harness (not of the machine) is what it must survive.
+    tmp.write_bytes(body)
+    os.replace(tmp, path)
 
 
 def load_journal(path: Path) -> dict[str, Any]:

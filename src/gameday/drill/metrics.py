@@ -9,12 +9,14 @@ faults to heal.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gameday.alerts.prom import AlertmanagerClient, PromError, PrometheusClient, snapshot_queries
 from gameday.alerts.prom import snapshot as take_snapshot
 from gameday.alerts.rules import RATE_WINDOW
+from gameday.drill.closing import Span, pool_utilisation
 from gameday.drill.target import Target
 
 if TYPE_CHECKING:
@@ -67,3 +69,24 @@ def alert_events(target: Target, stack: Stack | None, since: datetime) -> list[d
                           "labels": alert.get("labels", {}), "starts_at": started.isoformat(),
                           "ends_at": None, "received_at": started.isoformat()})  # fmt: skip
     return found
+
+
+def pool_figures(
+    target: Target, stack: Stack | None, wall: Callable[[float], datetime], end_t: float,
+    spans: list[Span],
+) -> dict[str, Any]:  # fmt: skip
+    """DB pool utilisation over the whole drill (``wall`` maps history seconds to time)."""
+    url = prometheus_url(target, stack)
+    if not url:
+        return {"steady": None, "peak": None, "error": "no Prometheus to read"}
+    pace = stack.options.pace if stack is not None else "real"
+    expr = snapshot_queries(target.metric_names, RATE_WINDOW[pace])["db_pool_utilisation"]
+    step = max(1.0, round(end_t / 300))
+    try:
+        with PrometheusClient(url) as client:
+            found = client.query_range(expr, wall(0), wall(end_t), step)
+    except (PromError, ValueError) as error:
+        return {"steady": None, "peak": None, "error": str(error)}
+    samples = [point for series in found for point in series.points]
+    unix = [(wall(a).timestamp(), wall(b).timestamp()) for a, b in spans]
+    return {**pool_utilisation(samples, unix), "step_s": step}

@@ -1,13 +1,10 @@
-"""``report.md``: the journal as a page for a pull request or a wiki (the HTML report,
-charts and the gate build on the same journal)."""
+"""The key figures of a scenario for the drill's summary table (the full report is
+``gameday.report``)."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
-
-import jinja2
 
 _KEYS = (
     "succeeded_intents",
@@ -48,21 +45,3 @@ def key_figures(scenario: dict[str, Any]) -> str:
     shown += [f"{a['name']} TTD {a['ttd_s']} s" for a in scenario.get("alerts", [])
               if a.get("expected") and a.get("ttd_s") is not None][:1]  # fmt: skip
     return _cell(", ".join(shown)) or "—"
-
-
-def render_markdown(journal: dict[str, Any]) -> str:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("gameday.drill", "templates"),
-        autoescape=False,  # noqa: S701 - Markdown, not HTML; cells are escaped by `cell`
-        trim_blocks=False,
-        keep_trailing_newline=True,
-        undefined=jinja2.ChainableUndefined,
-    )
-    env.filters["fmt"] = _fmt
-    env.filters["cell"] = _cell
-    env.globals["key_figures"] = key_figures
-    return env.get_template("report.md.j2").render(j=journal)
-
-
-def write_markdown(journal: dict[str, Any], path: Path) -> None:
-    path.write_text(render_markdown(journal))

@@ -92,3 +92,37 @@ def test_no_secret_reaches_the_journal_or_report(drill: DrillRun) -> None:
     for marker in ("sk_test_gameday_stack", "whsec_", "Bearer ", "password"):
         assert marker not in text, marker
     assert Path(drill.out / "snapshot.sql").stat().st_mode & 0o077 == 0
+
+
+def test_the_gate_says_go_with_every_row_measured(drill: DrillRun) -> None:
+    gate = drill.journal["gate"]
+    assert gate["decision"] == "GO", gate["reasons"]
+    rows = {r["id"]: r for r in gate["rows"]}
+    assert len(rows) == 10
+    assert not [r for r in rows.values() if r["verdict"] in ("fail", "unknown")], rows
+    assert rows["webhook_success"]["value"] >= 0.99
+    assert rows["api_5xx_steady"]["value"] < 0.01
+    assert drill.journal["steady"]["excluded_windows"]  # the faults' windows are left out
+    assert "DECISION: GO" in drill.output
+
+
+def test_the_html_report_renders_in_chromium(drill: DrillRun) -> None:
+    from tests.support_browser import render  # noqa: PLC0415
+
+    shot = drill.out / "report.png"
+    page = render(drill.out / "index.html", shot)
+    assert page.console_errors == []
+    assert page.failed_requests == []  # self-contained: nothing fetched from anywhere
+    assert page.decision == "GO"
+    assert page.scenario_sections == 8
+    assert page.svg_charts == 3 * 8
+    for s in drill.journal["scenarios"]:
+        assert f"{s['id']}. {s['title']}" in page.text
+    assert shot.stat().st_size > 20_000
+
+
+def test_junit_has_a_case_per_scenario_and_gate_row(drill: DrillRun) -> None:
+    import xml.etree.ElementTree as ET  # noqa: PLC0415
+
+    suites = ET.parse(drill.out / "junit.xml").getroot()  # noqa: S314 - our own file
+    assert (suites.get("tests"), suites.get("failures")) == ("19", "0")

@@ -55,3 +55,20 @@ def test_a_failed_scenario_is_rolled_back(drill: DrillRun) -> None:
         actions = {r["action"]: r["ok"] for r in s["rollback"]}
         assert actions["heal"] is True
         assert actions["reconcile"] is True
+
+
+def test_the_gate_is_no_go_with_the_p0_blockers(drill: DrillRun) -> None:
+    gate = drill.journal["gate"]
+    assert gate["decision"] == "NO-GO"
+    blockers = {b["id"] for b in gate["blockers"]}
+    assert {
+        "row.duplicate_charges",
+        "row.duplicate_bookings",
+        "row.mandatory_pass_rate",
+    } <= blockers
+    rows = {r["id"]: r for r in gate["rows"]}
+    assert rows["duplicate_charges"]["value"] > 0
+    assert rows["duplicate_bookings"]["value"] > 0
+    assert "DECISION: NO-GO" in drill.output
+    report = (drill.out / "report.md").read_text()
+    assert "| P0 |" in report  # the failed criteria became P0 defects

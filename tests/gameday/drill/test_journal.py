@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import orjson
+
 from gameday.drill.journal import Journal, load_journal
-from gameday.drill.report import key_figures, render_markdown
+from gameday.drill.report import key_figures
+from gameday.gate import decide, parse_journal
+from gameday.report.build import context, render_markdown
 
 
 def _scenario(verdict: str) -> dict[str, object]:
@@ -42,12 +46,14 @@ def test_the_markdown_report_carries_verdicts_evidence_and_rollback(tmp_path: Pa
     journal = Journal(tmp_path)
     journal.data["scenarios"].append(_scenario("fail"))
     journal.data["summary"] = {"verdict": "fail", "scenarios": 1, "fail": 1}
-    text = render_markdown(journal.data)
+    typed = parse_journal(orjson.loads(orjson.dumps(journal.data)))
+    text = render_markdown(context(typed, journal.data, decide(typed)))
     assert "## 1. Payment double-click storm — FAIL" in text
     assert "Duplicate charges \\| = 0" in text  # a pipe cannot break the table
     assert "pi_1" in text
     assert "reconcile: done — refunded 1" in text
-    assert "failed: Duplicate charges" in text.split("## Pre-flight")[0]
+    assert "Decision: NO-GO" in text.split("## Pre-flight")[0]
+    assert "| GD-1.1 | P0 |" in text  # the failed criterion became a P0 defect
 
 
 def test_a_passing_scenario_shows_its_measured_figures_and_time_to_detect() -> None:
