@@ -24,10 +24,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.drill]
 
 @pytest.fixture(scope="module")
 def journal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    # No deadline, and a pool that lets requests queue (its 1.5 s checkout bound would
-    # otherwise reject some of them fast): requests wait behind the slow database.
-    options = StackOptions(service_env={"BOOKINGS_REQUEST_DEADLINE_S": "0",
-                                        "BOOKINGS_DB_POOL_TIMEOUT_S": "10"})  # fmt: skip
+    # Every bound off, so requests wait behind the slow database instead of being refused
+    # within the gate: no deadline, a pool that lets requests queue (its 1.5 s checkout
+    # bound), a connect timeout longer than a handshake through 1.5 s of latency (1 s would
+    # answer a fast 503 for each new connection), a long statement timeout (a hold is six
+    # round trips) and no breaker (the timeouts would open it).
+    options = StackOptions(service_env={
+        "BOOKINGS_REQUEST_DEADLINE_S": "0", "BOOKINGS_DB_POOL_TIMEOUT_S": "10",
+        "BOOKINGS_DB_CONNECT_TIMEOUT_S": "30", "BOOKINGS_DB_STATEMENT_TIMEOUT_S": "60",
+        "BOOKINGS_DB_BREAKER_FAILURES": "1000000",
+    })  # fmt: skip
     with Stack(options) as stack:
         admin = {"X-Admin-Token": stack.secrets.admin_token}
         flag = f"{stack.ingress_url}/admin/flags/REDIS_OPTIONAL_FALLBACK"
