@@ -12,6 +12,7 @@ from gameday import __version__
 from gameday.cli_alerts import alerts_app
 from gameday.cli_drill import drill
 from gameday.cli_gate import gate, plan, report
+from gameday.cli_runbook import runbook_app
 from gameday.cli_stack import fault_app, stack_app
 from gameday.preflight import ProviderPreflight
 from gameday.receiver import WebhookReceiver
@@ -30,6 +31,7 @@ console = Console()
 app.add_typer(stack_app, name="stack")
 app.add_typer(fault_app, name="fault")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(runbook_app, name="runbook")
 app.command()(drill)
 app.command()(gate)
 app.command()(report)

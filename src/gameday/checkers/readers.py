@@ -240,6 +240,7 @@ def _intent(pi: stripe.PaymentIntent) -> IntentRow:
     return IntentRow(
         id=pi.id, status=str(pi.status), amount=int(pi.amount), amount_refunded=refunded_cents,
         refunded=refunded, metadata=metadata, created=int(pi.created),
+        currency=str(pi.currency or ""),
     )  # fmt: skip
 
 

@@ -88,6 +88,7 @@ class IntentRow:
     """Fully refunded."""
     metadata: Mapping[str, str] = field(default_factory=dict)
     created: int = 0
+    currency: str = ""
 
     @property
     def booking_id(self) -> int | None:

@@ -231,6 +231,8 @@ class Stack:
             "workers": self.worker_urls(), "control": self.control,
             "monitoring": self.monitoring.urls() if self.monitoring else {},
             "secrets": self.secrets.as_dict(), "client_options": self.client_options,
+            "database_url": self.database_url,
+            "provider": self.provider_url if "provider" in self.parts else None,
         }  # fmt: skip
 
     def _write_state(self) -> None:

@@ -1,0 +1,238 @@
+"""``gameday runbook``: the incident runbooks against a live system.
+
+Read-only by default: a run diagnoses, prints findings and the plan, saves the plan and
+appends an audit record. ``--apply --plan DIGEST`` applies exactly that plan (see
+``gameday.runbooks.engine`` for the rails). Exit codes: 0 nothing wrong (or applied and
+verified), 1 problems found (or still there after an apply), 2 bad input, 3 could not run,
+5 the apply was refused (drift, a cap, not confirmed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gameday.runbooks.catalog import RUNBOOKS
+from gameday.runbooks.context import RunbookError, RunbookTarget, Runtime
+from gameday.runbooks.engine import (
+    Applied,
+    Caps,
+    Refused,
+    Runbook,
+    Store,
+    apply,
+    diagnose,
+    diagnosis_record,
+    who_am_i,
+)
+from gameday.runbooks.model import Diagnosis, Plan
+
+EXIT_OK, EXIT_FOUND, EXIT_BAD_INPUT, EXIT_CANNOT_RUN, EXIT_REFUSED = 0, 1, 2, 3, 5
+console = Console()
+runbook_app = typer.Typer(
+    no_args_is_help=True,
+    help="Incident runbooks as commands: diagnose (read-only, saves a plan), then "
+    "--apply --plan DIGEST. Every run is audited in DIR/audit.jsonl.",
+)
+
+
+@runbook_app.command("list")
+def list_runbooks() -> None:
+    """The runbooks, their severity and the drill scenario that exercises each."""
+    table = Table(title="gameday runbooks")
+    for column in ("runbook", "severity", "scenario", "what it does", "apply"):
+        table.add_column(column)
+    for rb in RUNBOOKS.values():
+        table.add_row(
+            rb.name,
+            rb.severity,
+            str(rb.scenario or "—"),
+            rb.summary,
+            "yes" if rb.apply else "notes only",
+        )
+    console.print(table)
+
+
+def _target(stack: str | None, target: Path | None) -> RunbookTarget:
+    return RunbookTarget.of_profile(target) if target else RunbookTarget.of_stack(stack)
+
+
+def _print(found: Diagnosis, plan: Plan) -> None:
+    for symptom in found.checked:
+        console.print(f"checked: {symptom}")
+    for f in found.findings:
+        console.print(f"[bold red]finding:[/] {f.what}")
+        for item in f.evidence[:10]:
+            console.print(f"  {item}")
+    for note in found.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    console.print("invariants: " + ", ".join(f"{k} {v}" for k, v in found.invariants.items()))
+    if plan.changes:
+        table = Table(title=f"plan {plan.digest} ({plan.incident})")
+        for column in ("#", "action", "subject", "amount", "why"):
+            table.add_column(column)
+        for i, c in enumerate(plan.changes, 1):
+            amount = f"{c.amount_cents / 100:.2f} {c.currency.upper()}" if c.amount_cents else "—"
+            table.add_row(str(i), c.action, c.subject, amount, c.why)
+        console.print(table)
+
+
+def _confirm(yes: bool) -> bool:
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        console.print("[bold red]refused:[/] not on a terminal; pass --yes to apply")
+        return False
+    return typer.confirm("apply these changes?", default=False)
+
+
+def _report_applied(result: Applied) -> None:
+    for o in result.outcomes:
+        mark = "[green]ok[/]" if o.ok else "[bold red]FAILED[/]"
+        console.print(f"{mark} {o.change.action} {o.change.subject}: {o.detail}")
+    for name, was in result.before.items():
+        console.print(f"{name}: {was} → {result.after.invariants.get(name)}")
+    console.print(
+        "[bold green]verified[/]"
+        if result.verified
+        else "[bold red]not verified: problems remain (see above)[/]"
+    )
+
+
+def _run(
+    rb: Runbook,
+    target: RunbookTarget,
+    *,
+    do_apply: bool,
+    plan_digest: str | None,
+    incident: str,
+    store: Store,
+    caps: Caps,
+    yes: bool,
+    who: str,
+) -> int:
+    async def go() -> int:
+        rt = Runtime(target)
+        try:
+            if not do_apply:
+                found, plan = await diagnose(rb, rt, incident)
+                store.save(plan)
+                store.audit(diagnosis_record(rb, plan, found, who))
+                _print(found, plan)
+                if plan.changes:
+                    console.print(
+                        f"to apply: gameday runbook {rb.name} --apply --plan {plan.digest}"
+                    )
+                return EXIT_OK if found.healthy else EXIT_FOUND
+            approved = store.load(plan_digest or "")
+
+            def confirm(p: Plan) -> bool:
+                _print_plan_only(p)
+                return _confirm(yes)
+
+            result = await apply(rb, rt, approved, caps=caps, store=store, who=who,
+                                 confirm=confirm)  # fmt: skip
+            if not approved.changes:
+                console.print("nothing to apply: the plan is empty")
+            _report_applied(result)
+            return EXIT_OK if result.verified else EXIT_FOUND
+        finally:
+            await rt.close()
+
+    return asyncio.run(go())
+
+
+def _print_plan_only(plan: Plan) -> None:
+    refunds = (
+        ", ".join(f"{c / 100:.2f} {cur.upper()}" for cur, c in plan.refunds_by_currency().items())
+        or "none"
+    )
+    console.print(
+        f"plan {plan.digest}: {len(plan.changes)} change(s), refunds {refunds}, rows {plan.rows}"
+    )
+
+
+def _command(rb: Runbook) -> None:
+    def command(
+        stack: Annotated[
+            str | None, typer.Option(help="A running embedded stack (default: the newest).")
+        ] = None,
+        target: Annotated[
+            Path | None,
+            typer.Option(
+                help="A target profile (database, service, provider).", exists=True, dir_okay=False
+            ),
+        ] = None,
+        incident: Annotated[
+            str | None,
+            typer.Option(
+                help="Incident id; it keys the provider refunds (default: INC-<date>-<runbook>)."
+            ),
+        ] = None,
+        do_apply: Annotated[
+            bool, typer.Option("--apply", help="Apply the plan given with --plan.")
+        ] = False,
+        plan: Annotated[
+            str | None, typer.Option(help="The plan digest a diagnosis printed.")
+        ] = None,
+        yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+        max_refund: Annotated[
+            float | None,
+            typer.Option(
+                min=0,
+                help="Refuse the whole plan if it refunds more than this "
+                "(currency units, per currency).",
+            ),
+        ] = None,
+        max_rows: Annotated[
+            int | None, typer.Option(min=0, help="Refuse the whole plan past this many rows.")
+        ] = None,
+        who: Annotated[
+            str | None, typer.Option(help="Who runs it (audit; default: $USER).")
+        ] = None,
+        out: Annotated[Path, typer.Option(help="Plans and audit.jsonl go here.")] = Path(
+            "gameday-runbooks"
+        ),
+    ) -> None:
+        if do_apply != (plan is not None):
+            raise typer.BadParameter("--apply and --plan go together", param_hint="--plan")
+        day = datetime.now(UTC).strftime("%Y%m%d")
+        caps = Caps(None if max_refund is None else round(max_refund * 100), max_rows)
+        try:
+            code = _run(
+                rb,
+                _target(stack, target),
+                do_apply=do_apply,
+                plan_digest=plan,
+                incident=incident or f"INC-{day}-{rb.name}",
+                store=Store(out),
+                caps=caps,
+                yes=yes,
+                who=who_am_i(who),
+            )
+        except Refused as refused:
+            console.print(f"[bold red]refused:[/] {refused}")
+            for line in refused.details:
+                console.print(f"  {line}")
+            raise typer.Exit(EXIT_REFUSED) from None
+        except RunbookError as error:
+            console.print(f"[bold red]cannot run {rb.name}:[/] {error}")
+            raise typer.Exit(EXIT_CANNOT_RUN) from None
+        raise typer.Exit(code)
+
+    command.__doc__ = (
+        f"{rb.summary[0].upper()}{rb.summary[1:]} (severity {rb.severity}; drill scenario "
+        f"{rb.scenario}). Read-only unless --apply --plan DIGEST."
+    )
+    runbook_app.command(rb.name)(command)
+
+
+for _rb in RUNBOOKS.values():
+    _command(_rb)

@@ -1,0 +1,38 @@
+"""Every runbook by name, with its severity and the drill scenario that exercises it."""
+
+from __future__ import annotations
+
+from gameday.runbooks import bookings, payments
+from gameday.runbooks.engine import Runbook
+
+RUNBOOKS: dict[str, Runbook] = {
+    rb.name: rb
+    for rb in (
+        Runbook(
+            "payment-anomaly",
+            "critical",
+            1,
+            "duplicate succeeded charges per booking, internal vs provider status; "
+            "refunds the extras through the provider",
+            payments.diagnose,
+            payments.apply,
+        ),
+        Runbook(
+            "double-booking",
+            "critical",
+            2,
+            "overlapping active bookings per resource; keeps the canonical one, cancels "
+            "(and refunds) the others",
+            bookings.diagnose_double_booking,
+            bookings.cancel,
+        ),
+        Runbook(
+            "stuck-holds",
+            "medium",
+            7,
+            "expired holds still blocking slots; releases them",
+            bookings.diagnose_stuck_holds,
+            bookings.cancel,
+        ),
+    )
+}

@@ -1,0 +1,148 @@
+"""What a runbook talks to: the target's database, its service (admin API) and the payment
+provider; resolved from a running embedded stack or a target profile.
+
+Reads use short transactions with plain SQL over the reference schema (the same tables the
+drill's checkers read); writes go through the service's admin API where one exists (so the
+service's own rules, locks and audit apply) and to the provider with idempotency keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+import stripe
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from gameday.checkers.readers import async_database_url, read_provider
+from gameday.checkers.state import IntentRow
+from gameday.drill.target import TargetError, load_profile
+from gameday.stack.state import running_stacks
+
+_TIMEOUT_S = 15.0
+_ATTEMPTS = 4
+
+
+def _retry_after(answer: httpx.Response) -> float:
+    try:
+        return max(0.1, float(answer.headers.get("retry-after", "0.5")))
+    except ValueError:
+        return 0.5
+
+
+class RunbookError(RuntimeError):
+    """The runbook could not run (target unreachable, missing credentials): one line."""
+
+
+@dataclass(frozen=True)
+class RunbookTarget:
+    name: str
+    database_url: str
+    service_url: str
+    admin_token: str
+    provider_url: str
+    provider_key: str
+
+    @staticmethod
+    def of_stack(stack_id: str | None) -> RunbookTarget:
+        stacks = running_stacks()
+        if stack_id:
+            stacks = [s for s in stacks if s.get("id") == stack_id]
+        if not stacks:
+            raise RunbookError(
+                "no running embedded stack"
+                + (f" {stack_id}" if stack_id else "")
+                + ": start one (gameday stack up) or give --target PROFILE.yaml"
+            )
+        state = stacks[0]
+        secrets: Mapping[str, str] = state.get("secrets") or {}
+        return RunbookTarget(
+            name=f"embedded stack {state['id']}",
+            database_url=str(state.get("database_url")),
+            service_url=str(state.get("ingress")),
+            admin_token=secrets.get("admin_token", ""),
+            provider_url=str(state.get("provider") or ""),
+            provider_key=secrets.get("provider_key", ""),
+        )
+
+    @staticmethod
+    def of_profile(path: Path) -> RunbookTarget:
+        try:
+            t = load_profile(path)
+        except TargetError as error:
+            raise RunbookError(str(error)) from None
+        if not t.database_url:
+            raise RunbookError(f"{path}: runbooks need the database (database_url_env)")
+        return RunbookTarget(
+            t.name, t.database_url, t.base_url, t.admin_token, t.provider_url, t.provider_key
+        )
+
+
+class Runtime:
+    """One runbook run's connections; closed by ``close``."""
+
+    def __init__(self, target: RunbookTarget) -> None:
+        self.target = target
+        try:
+            url = async_database_url(target.database_url)
+        except Exception as error:
+            raise RunbookError(f"database URL: {error}") from None
+        self._engine = create_async_engine(url, poolclass=NullPool)
+        self.http = httpx.AsyncClient(
+            base_url=target.service_url,
+            timeout=_TIMEOUT_S,
+            headers={"X-Admin-Token": target.admin_token},
+        )
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self._engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def db(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._engine.connect() as conn, conn.begin():
+                yield conn
+        except (sa.exc.OperationalError, sa.exc.InterfaceError, OSError) as error:
+            raise RunbookError(f"database: {str(error).splitlines()[0][:200]}") from None
+
+    async def rows(self, sql: str, **params: Any) -> list[sa.RowMapping]:
+        async with self.db() as conn:
+            return list((await conn.execute(sa.text(sql), params)).mappings().all())
+
+    def intents(self) -> list[IntentRow]:
+        if not self.target.provider_url:
+            raise RunbookError("the target names no payment provider")
+        try:
+            return read_provider(self.target.provider_url, self.target.provider_key)
+        except stripe.StripeError as error:
+            raise RunbookError(f"provider: {error.user_message or error}") from None
+
+    def stripe(self) -> stripe.StripeClient:
+        return stripe.StripeClient(
+            self.target.provider_key,
+            max_network_retries=2,
+            base_addresses={"api": self.target.provider_url},
+        )
+
+    async def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        if not self.target.admin_token:
+            raise RunbookError("no admin token for the service (admin_token_env)")
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                answer = await self.http.request(method, path, **kwargs)
+            except httpx.HTTPError as error:
+                raise RunbookError(f"service {self.target.service_url}: {error}") from None
+            # A 503 is the service asking to retry shortly (a busy row, a breaker): the
+            # admin actions are idempotent, so a few bounded retries are safe.
+            if answer.status_code != 503 or attempt == _ATTEMPTS:
+                return answer
+            await asyncio.sleep(min(_retry_after(answer), 2.0) * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
