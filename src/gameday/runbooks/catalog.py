@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gameday.runbooks import bookings, payments
+from gameday.runbooks import bookings, payments, webhooks
 from gameday.runbooks.engine import Runbook
 
 RUNBOOKS: dict[str, Runbook] = {
@@ -25,6 +25,15 @@ RUNBOOKS: dict[str, Runbook] = {
             "(and refunds) the others",
             bookings.diagnose_double_booking,
             bookings.cancel,
+        ),
+        Runbook(
+            "webhook-failure",
+            "high",
+            3,
+            "failed or stuck webhook events, signature rejections, provider lag; "
+            "replays them through the normal dedup path",
+            webhooks.diagnose,
+            webhooks.replay,
         ),
         Runbook(
             "stuck-holds",

@@ -1,0 +1,139 @@
+"""``webhook-failure`` against the reference service with processing made to fail for real:
+a payment row is locked from outside while a correctly signed event about it arrives, so
+the service's lock wait times out and it records the event as failed. The runbook must
+find exactly that event, change nothing read-only, replay it through the normal path, and
+find nothing afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+from typer.testing import CliRunner
+
+from gameday.checkers.readers import async_database_url
+from gameday.cli import app
+from gameday.cli_drill import embedded_target
+from gameday.drill import probes
+from gameday.drill.context import DrillContext
+from gameday.drill.preflight import run_preflight
+from gameday.drill.shop import Shop
+from gameday.history import HistoryWriter
+from gameday.load.client import HttpClient
+from gameday.load.driver import Driver
+from gameday.stack.options import StackOptions
+from gameday.stack.stack import Stack
+
+pytestmark = [pytest.mark.slow]
+runner = CliRunner()
+
+
+async def _failed_event(stack: Stack, out: Path) -> str:
+    """A paid booking, then a copy of its ``payment_intent.succeeded`` under a new id,
+    delivered while its payment row is locked: the service records it as failed."""
+    target = embedded_target(stack)
+    history = HistoryWriter(out / "history.jsonl")
+    driver = Driver(history, timeout_s=10.0)
+    clients = {"ingress": HttpClient(target.base_url, connections=8)}
+    ctx = DrillContext(
+        target, Shop(target, driver, clients), driver, history, pace="fast", seed=5, stack=stack
+    )
+    engine = create_async_engine(async_database_url(stack.database_url))
+    try:
+        await run_preflight(ctx, out, "test", "")
+        _session, booking, intent = await probes._paid_booking(ctx, "wf")
+        events = await probes._wait_events(ctx, intent, "payment_intent.succeeded")
+        event = next(e for e in events if e["type"] == "payment_intent.succeeded")
+        copy = {**event, "id": f"evt_gameday_locked_{booking}"}
+        payload = orjson.dumps(copy)
+        async with engine.connect() as conn, conn.begin():
+            await conn.execute(
+                sa.text("SELECT id FROM payments WHERE booking_id = :b FOR UPDATE"), {"b": booking}
+            )
+            async with httpx.AsyncClient(base_url=target.base_url, timeout=20) as http:
+                answer = await http.post(
+                    "/webhooks/stripe",
+                    content=payload,
+                    headers={
+                        "stripe-signature": ctx.shop.sign(payload, time.time()),
+                        "content-type": "application/json",
+                    },
+                )
+            # The service answers 503 at its request deadline while the work goes on
+            # detached: the lock is held until that work, too, has given up and recorded
+            # the failure (else it would apply the event the moment the lock is released).
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                async with engine.connect() as probe:
+                    found = (
+                        await probe.execute(
+                            sa.text("SELECT status FROM webhook_events WHERE id = :e"),
+                            {"e": copy["id"]},
+                        )
+                    ).scalar()
+                if found == "failed":
+                    break
+                await asyncio.sleep(0.2)
+        assert answer.status_code >= 500, answer.text
+        return str(copy["id"])
+    finally:
+        await engine.dispose()
+        for client in clients.values():
+            await client.close()
+        history.close()
+
+
+@pytest.fixture(scope="module")
+def failed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
+    with Stack(StackOptions()) as stack:
+        event = asyncio.run(_failed_event(stack, tmp_path_factory.mktemp("wf")))
+        yield stack, event
+
+
+async def _events(stack: Stack) -> list[tuple[Any, ...]]:
+    engine = create_async_engine(async_database_url(stack.database_url))
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.text("SELECT id, status, attempts, deliveries FROM webhook_events ORDER BY id")
+            )
+            return [tuple(r) for r in rows]
+    finally:
+        await engine.dispose()
+
+
+def _said(done: Any) -> str:
+    return " ".join(done.output.split())
+
+
+def test_a_failed_event_is_found_replayed_and_gone(
+    failed: tuple[Stack, str], tmp_path: Path
+) -> None:
+    stack, event = failed
+    status = {row[0]: row[1] for row in asyncio.run(_events(stack))}
+    assert status[event] == "failed"
+    before = asyncio.run(_events(stack))
+    args = ["runbook", "webhook-failure", "--stack", stack.id, "--out", str(tmp_path)]
+    found = runner.invoke(app, args)
+    assert found.exit_code == 1, found.output
+    assert asyncio.run(_events(stack)) == before  # read-only
+    assert "1 event(s) failed to apply" in _said(found)
+    assert "LockTimeout" in _said(found) or "lock" in _said(found).lower()
+    plan = orjson.loads(next((tmp_path / "plans").glob("*.json")).read_bytes())
+    assert [c["subject"] for c in plan["changes"]] == [f"event:{event}"]
+
+    applied = runner.invoke(app, [*args, "--apply", "--plan", plan["digest"], "--yes"])
+    assert applied.exit_code == 0, applied.output
+    assert f"{event}: processed" in _said(applied)
+    assert "failed_events: 1 → 0" in _said(applied)
+    status = {row[0]: row[1] for row in asyncio.run(_events(stack))}
+    assert status[event] == "processed"
+    assert runner.invoke(app, args).exit_code == 0
