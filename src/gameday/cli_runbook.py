@@ -117,9 +117,10 @@ def _run(
     caps: Caps,
     yes: bool,
     who: str,
+    older_than_s: float,
 ) -> int:
     async def go() -> int:
-        rt = Runtime(target)
+        rt = Runtime(target, older_than_s=older_than_s)
         try:
             if not do_apply:
                 found, plan = await diagnose(rb, rt, incident)
@@ -197,6 +198,14 @@ def _command(rb: Runbook) -> None:
         who: Annotated[
             str | None, typer.Option(help="Who runs it (audit; default: $USER).")
         ] = None,
+        older_than: Annotated[
+            float,
+            typer.Option(
+                min=0,
+                max=86_400,
+                help="Seconds past which a runbook acts (db-connections: idle transactions).",
+            ),
+        ] = 60.0,
         out: Annotated[Path, typer.Option(help="Plans and audit.jsonl go here.")] = Path(
             "gameday-runbooks"
         ),
@@ -216,6 +225,7 @@ def _command(rb: Runbook) -> None:
                 caps=caps,
                 yes=yes,
                 who=who_am_i(who),
+                older_than_s=older_than,
             )
         except Refused as refused:
             console.print(f"[bold red]refused:[/] {refused}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gameday.runbooks import bookings, payments, webhooks
+from gameday.runbooks import bookings, database, payments, webhooks
 from gameday.runbooks.engine import Runbook
 
 RUNBOOKS: dict[str, Runbook] = {
@@ -34,6 +34,15 @@ RUNBOOKS: dict[str, Runbook] = {
             "replays them through the normal dedup path",
             webhooks.diagnose,
             webhooks.replay,
+        ),
+        Runbook(
+            "db-connections",
+            "critical",
+            4,
+            "sessions by state, lock waits and holders, longest queries, pool use; ends "
+            "sessions idle in a transaction past --older-than",
+            database.diagnose,
+            database.end_session,
         ),
         Runbook(
             "stuck-holds",

@@ -88,12 +88,15 @@ class RunbookTarget:
 class Runtime:
     """One runbook run's connections; closed by ``close``."""
 
-    def __init__(self, target: RunbookTarget) -> None:
+    def __init__(self, target: RunbookTarget, *, older_than_s: float = 60.0) -> None:
         self.target = target
+        self.older_than_s = older_than_s
+        """The age past which a runbook acts on something (an idle transaction…)."""
         try:
             url = async_database_url(target.database_url)
         except Exception as error:
             raise RunbookError(f"database URL: {error}") from None
+        self.dialect = url.get_backend_name()
         self._engine = create_async_engine(url, poolclass=NullPool)
         self.http = httpx.AsyncClient(
             base_url=target.service_url,
@@ -116,6 +119,10 @@ class Runtime:
     async def rows(self, sql: str, **params: Any) -> list[sa.RowMapping]:
         async with self.db() as conn:
             return list((await conn.execute(sa.text(sql), params)).mappings().all())
+
+    async def execute(self, sql: str, **params: Any) -> None:
+        async with self.db() as conn:
+            await conn.execute(sa.text(sql), params)
 
     def intents(self) -> list[IntentRow]:
         if not self.target.provider_url:

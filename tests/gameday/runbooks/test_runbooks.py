@@ -135,7 +135,13 @@ def _snapshot(stack: Stack) -> tuple[Any, ...]:
 def test_runbook_list_names_every_runbook() -> None:
     done = runner.invoke(app, ["runbook", "list"])
     assert done.exit_code == 0
-    for name in ("payment-anomaly", "double-booking", "webhook-failure", "stuck-holds"):
+    for name in (
+        "payment-anomaly",
+        "double-booking",
+        "webhook-failure",
+        "db-connections",
+        "stuck-holds",
+    ):
         assert name in done.output
 
 

@@ -1,12 +1,17 @@
-"""``webhook-failure`` against the reference service with processing made to fail for real:
-a payment row is locked from outside while a correctly signed event about it arrives, so
-the service's lock wait times out and it records the event as failed. The runbook must
-find exactly that event, change nothing read-only, replay it through the normal path, and
-find nothing afterwards."""
+"""Runbooks against the reference service.
+
+``webhook-failure`` with processing made to fail for real: a payment row is locked from
+outside while a correctly signed event about it arrives, so the service's lock wait times
+out and it records the event as failed. The runbook must find exactly that event, change
+nothing read-only, replay it through the normal path, and find nothing afterwards.
+``db-connections`` with a real client gone quiet in a transaction and another waiting on
+its lock."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,3 +142,96 @@ def test_a_failed_event_is_found_replayed_and_gone(
     status = {row[0]: row[1] for row in asyncio.run(_events(stack))}
     assert status[event] == "processed"
     assert runner.invoke(app, args).exit_code == 0
+
+
+def _psql(stack: Stack, *statements: str) -> subprocess.Popen[str]:
+    """A psql session kept open with its statements run: what a client that began a
+    transaction and went quiet looks like to the database."""
+    proc = subprocess.Popen(  # noqa: S603 - psql with our own test statements
+        [shutil.which("psql") or "psql", "-q", "-X", stack.database_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write("".join(f"{s};\n" for s in statements))
+    proc.stdin.flush()
+    return proc
+
+
+async def _sessions(stack: Stack) -> dict[int, str]:
+    engine = create_async_engine(async_database_url(stack.database_url))
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.text("SELECT pid, state FROM pg_stat_activity WHERE application_name = 'psql'")
+            )
+            return {int(pid): str(state) for pid, state in rows}
+    finally:
+        await engine.dispose()
+
+
+def _wait_for(check: Any, timeout_s: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    return check()
+
+
+def test_an_idle_transaction_is_found_and_ended(failed: tuple[Stack, str], tmp_path: Path) -> None:
+    stack, _event = failed
+    holder = _psql(stack, "BEGIN", "SELECT id FROM resources WHERE id = 1 FOR UPDATE")
+    waiter = None
+    try:
+        idle = _wait_for(
+            lambda: {
+                p for p, s in asyncio.run(_sessions(stack)).items() if s == "idle in transaction"
+            }
+        )
+        assert len(idle) == 1
+        (pid,) = idle
+        waiter = _psql(stack, "BEGIN", "SELECT id FROM resources WHERE id = 1 FOR UPDATE")
+        _wait_for(lambda: "active" in asyncio.run(_sessions(stack)).values())
+        time.sleep(1.2)
+        args = [
+            "runbook",
+            "db-connections",
+            "--stack",
+            stack.id,
+            "--out",
+            str(tmp_path),
+            "--older-than",
+            "1",
+        ]
+        found = runner.invoke(app, args)
+        assert found.exit_code == 1, found.output
+        said = _said(found)
+        assert "1 session(s) idle in a transaction for over 1 s" in said
+        assert "1 session(s) waiting on a lock" in said
+        assert f"'blocked_by': [{pid}]" in said
+        assert f"lock holders: {pid}" in said
+        assert "pool use of the answering instance" in said
+        assert pid in asyncio.run(_sessions(stack))  # read-only: still there
+        waiter.kill()
+        waiter.wait()
+        plan = orjson.loads(
+            max((tmp_path / "plans").glob("*.json"), key=lambda p: p.stat().st_mtime).read_bytes()
+        )
+        assert [c["subject"] for c in plan["changes"]] == [f"session:{pid}"]
+        _wait_for(lambda: len(asyncio.run(_sessions(stack))) == 1)
+        applied = runner.invoke(app, [*args, "--apply", "--plan", plan["digest"], "--yes"])
+        assert applied.exit_code == 0, applied.output
+        assert "idle_in_transaction: 1 → 0" in _said(applied)
+        assert pid not in asyncio.run(_sessions(stack))
+    finally:
+        for proc in (holder, waiter):
+            if proc is not None:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+                if proc.stdin is not None:
+                    proc.stdin.close()
