@@ -45,4 +45,4 @@ bench: $(STAMP) services
 	$(BIN)/python bench/drill_walltime.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache gameday-report
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache gameday-report gameday-runbooks

@@ -113,7 +113,8 @@ class Runtime:
         try:
             async with self._engine.connect() as conn, conn.begin():
                 yield conn
-        except (sa.exc.OperationalError, sa.exc.InterfaceError, OSError) as error:
+        except (sa.exc.SQLAlchemyError, OSError) as error:
+            # Unreachable, refused, or a schema without the reference tables: one line.
             raise RunbookError(f"database: {str(error).splitlines()[0][:200]}") from None
 
     async def rows(self, sql: str, **params: Any) -> list[sa.RowMapping]:
