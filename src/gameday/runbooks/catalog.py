@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gameday.runbooks import bookings, database, payments, webhooks
+from gameday.runbooks import bookings, database, outbox, payments, webhooks
 from gameday.runbooks.engine import Runbook
 
 RUNBOOKS: dict[str, Runbook] = {
@@ -43,6 +43,15 @@ RUNBOOKS: dict[str, Runbook] = {
             "sessions idle in a transaction past --older-than",
             database.diagnose,
             database.end_session,
+        ),
+        Runbook(
+            "outbox-backlog",
+            "medium",
+            5,
+            "the e-mail queue: dead and overdue messages, confirmed bookings never told; "
+            "requeues and resends",
+            outbox.diagnose,
+            outbox.mend,
         ),
         Runbook(
             "stuck-holds",

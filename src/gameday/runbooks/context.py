@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,12 @@ class Runtime:
     async def rows(self, sql: str, **params: Any) -> list[sa.RowMapping]:
         async with self.db() as conn:
             return list((await conn.execute(sa.text(sql), params)).mappings().all())
+
+    def db_now(self) -> datetime:
+        """Now, as the reference schema stores it: aware on PostgreSQL, naive UTC on
+        MariaDB (whose DATETIME has no zone)."""
+        now = datetime.now(UTC)
+        return now if self.dialect == "postgresql" else now.replace(tzinfo=None)
 
     async def execute(self, sql: str, **params: Any) -> None:
         async with self.db() as conn:

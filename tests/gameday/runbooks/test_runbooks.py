@@ -140,6 +140,7 @@ def test_runbook_list_names_every_runbook() -> None:
         "double-booking",
         "webhook-failure",
         "db-connections",
+        "outbox-backlog",
         "stuck-holds",
     ):
         assert name in done.output

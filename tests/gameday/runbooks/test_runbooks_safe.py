@@ -5,7 +5,7 @@ outside while a correctly signed event about it arrives, so the service's lock w
 out and it records the event as failed. The runbook must find exactly that event, change
 nothing read-only, replay it through the normal path, and find nothing afterwards.
 ``db-connections`` with a real client gone quiet in a transaction and another waiting on
-its lock."""
+its lock. ``outbox-backlog`` with a confirmation that died while the mail server was down."""
 
 from __future__ import annotations
 
@@ -29,8 +29,10 @@ from gameday.cli import app
 from gameday.cli_drill import embedded_target
 from gameday.drill import probes
 from gameday.drill.context import DrillContext
+from gameday.drill.hooks import Hooks
 from gameday.drill.preflight import run_preflight
 from gameday.drill.shop import Shop
+from gameday.faults import build
 from gameday.history import HistoryWriter
 from gameday.load.client import HttpClient
 from gameday.load.driver import Driver
@@ -98,7 +100,8 @@ async def _failed_event(stack: Stack, out: Path) -> str:
 
 @pytest.fixture(scope="module")
 def failed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
-    with Stack(StackOptions()) as stack:
+    # A confirmation e-mail is given up on after one failed send (outbox-backlog's test).
+    with Stack(StackOptions(service_env={"BOOKINGS_OUTBOX_MAX_ATTEMPTS": "1"})) as stack:
         event = asyncio.run(_failed_event(stack, tmp_path_factory.mktemp("wf")))
         yield stack, event
 
@@ -235,3 +238,58 @@ def test_an_idle_transaction_is_found_and_ended(failed: tuple[Stack, str], tmp_p
                 proc.wait()
                 if proc.stdin is not None:
                     proc.stdin.close()
+
+
+async def _paid(stack: Stack, out: Path) -> int:
+    target = embedded_target(stack)
+    history = HistoryWriter(out / "paid.jsonl")
+    driver = Driver(history, timeout_s=10.0)
+    clients = {"ingress": HttpClient(target.base_url, connections=8)}
+    ctx = DrillContext(
+        target, Shop(target, driver, clients), driver, history, pace="fast", seed=77, stack=stack
+    )
+    try:
+        await run_preflight(ctx, out, "test", "")
+        return (await probes._paid_booking(ctx, "mail"))[1]
+    finally:
+        for client in clients.values():
+            await client.close()
+        history.close()
+
+
+async def _mail(stack: Stack, booking: int) -> str | None:
+    engine = create_async_engine(async_database_url(stack.database_url))
+    try:
+        async with engine.connect() as conn:
+            return (
+                await conn.execute(
+                    sa.text("SELECT status FROM outbox WHERE booking_id = :b"), {"b": booking}
+                )
+            ).scalar()
+    finally:
+        await engine.dispose()
+
+
+def test_a_dead_confirmation_is_requeued_and_sent(
+    failed: tuple[Stack, str], tmp_path: Path
+) -> None:
+    stack, _event = failed
+    hooks = Hooks(stack, tmp_path)
+    entry = hooks.inject(build("down", "smtp", {}), 60)
+    try:
+        booking = asyncio.run(_paid(stack, tmp_path))
+        assert _wait_for(lambda: asyncio.run(_mail(stack, booking)) == "dead", 20)
+    finally:
+        assert hooks.heal(entry.id) is None
+    args = ["runbook", "outbox-backlog", "--stack", stack.id, "--out", str(tmp_path)]
+    found = runner.invoke(app, args)
+    assert found.exit_code == 1, found.output
+    assert "1 message(s) given up on (dead)" in _said(found)
+    assert asyncio.run(_mail(stack, booking)) == "dead"  # read-only
+    plan = orjson.loads(next((tmp_path / "plans").glob("*.json")).read_bytes())
+    assert [c["action"] for c in plan["changes"]] == ["requeue_message"]
+    applied = runner.invoke(app, [*args, "--apply", "--plan", plan["digest"], "--yes"])
+    assert applied.exit_code == 0, applied.output
+    assert "dead_messages: 1 → 0" in _said(applied)
+    assert _wait_for(lambda: asyncio.run(_mail(stack, booking)) == "sent", 20)
+    assert runner.invoke(app, args).exit_code == 0
