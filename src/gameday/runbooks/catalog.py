@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gameday.runbooks import bookings, database, outbox, payments, webhooks
+from gameday.runbooks import bookings, database, outbox, payments, service, webhooks
 from gameday.runbooks.engine import Runbook
 
 RUNBOOKS: dict[str, Runbook] = {
@@ -52,6 +52,30 @@ RUNBOOKS: dict[str, Runbook] = {
             "requeues and resends",
             outbox.diagnose,
             outbox.mend,
+        ),
+        Runbook(
+            "error-spike",
+            "critical",
+            4,
+            "5xx ratio per route now, dependency health, recent flag changes; turns "
+            "safeguard flags found off back on",
+            service.diagnose_errors,
+            service.set_flag,
+        ),
+        Runbook(
+            "redis-down",
+            "high",
+            5,
+            "Redis health, its breaker and the fallback flag; turns the fallback on",
+            service.diagnose_redis,
+            service.set_flag,
+        ),
+        Runbook(
+            "slow-responses",
+            "high",
+            7,
+            "p95 per route now, pool use, lock waits, breakers (diagnosis only)",
+            service.diagnose_latency,
         ),
         Runbook(
             "stuck-holds",

@@ -50,6 +50,8 @@ class RunbookTarget:
     admin_token: str
     provider_url: str
     provider_key: str
+    instances: tuple[str, ...] = ()
+    """Each instance's own URL (metrics are per process); empty: the service URL only."""
 
     @staticmethod
     def of_stack(stack_id: str | None) -> RunbookTarget:
@@ -71,6 +73,7 @@ class RunbookTarget:
             admin_token=secrets.get("admin_token", ""),
             provider_url=str(state.get("provider") or ""),
             provider_key=secrets.get("provider_key", ""),
+            instances=tuple(str(u) for u in (state.get("workers") or {}).values()),
         )
 
     @staticmethod
@@ -82,8 +85,9 @@ class RunbookTarget:
         if not t.database_url:
             raise RunbookError(f"{path}: runbooks need the database (database_url_env)")
         return RunbookTarget(
-            t.name, t.database_url, t.base_url, t.admin_token, t.provider_url, t.provider_key
-        )
+            t.name, t.database_url, t.base_url, t.admin_token, t.provider_url, t.provider_key,
+            tuple(t.instances.values()),
+        )  # fmt: skip
 
 
 class Runtime:

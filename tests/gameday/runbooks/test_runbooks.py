@@ -141,6 +141,9 @@ def test_runbook_list_names_every_runbook() -> None:
         "webhook-failure",
         "db-connections",
         "outbox-backlog",
+        "error-spike",
+        "redis-down",
+        "slow-responses",
         "stuck-holds",
     ):
         assert name in done.output

@@ -293,3 +293,95 @@ def test_a_dead_confirmation_is_requeued_and_sent(
     assert "dead_messages: 1 → 0" in _said(applied)
     assert _wait_for(lambda: asyncio.run(_mail(stack, booking)) == "sent", 20)
     assert runner.invoke(app, args).exit_code == 0
+
+
+def _flag(stack: Stack, name: str, enabled: bool | None = None) -> bool:
+    admin = {"X-Admin-Token": stack.secrets.admin_token}
+    if enabled is not None:
+        answer = httpx.put(
+            f"{stack.ingress_url}/admin/flags/{name}",
+            json={"enabled": enabled},
+            headers=admin,
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+    return bool(
+        httpx.get(f"{stack.ingress_url}/admin/flags", headers=admin, timeout=10).json()[name]
+    )
+
+
+def test_redis_down_with_the_fallback_off_turns_it_on(
+    failed: tuple[Stack, str], tmp_path: Path
+) -> None:
+    stack, _event = failed
+    _flag(stack, "REDIS_OPTIONAL_FALLBACK", False)
+    hooks = Hooks(stack, tmp_path)
+    entry = hooks.inject(build("down", "redis", {}), 60)
+    try:
+        args = ["runbook", "redis-down", "--stack", stack.id, "--out", str(tmp_path)]
+        found = _wait_for(
+            lambda: (d := runner.invoke(app, args)) and "Redis is unreachable" in _said(d) and d
+        )
+        assert found.exit_code == 1, found.output
+        assert "REDIS_OPTIONAL_FALLBACK is off" in _said(found)
+        assert _flag(stack, "REDIS_OPTIONAL_FALLBACK") is False  # read-only
+        plan = orjson.loads(
+            max((tmp_path / "plans").glob("*.json"), key=lambda p: p.stat().st_mtime).read_bytes()
+        )
+        assert [c["subject"] for c in plan["changes"]] == ["flag:REDIS_OPTIONAL_FALLBACK"]
+        applied = runner.invoke(app, [*args, "--apply", "--plan", plan["digest"], "--yes"])
+        assert "fallback_off: 1 → 0" in _said(applied), applied.output
+        assert applied.exit_code == 1  # mitigated, but Redis itself is still down
+        assert _flag(stack, "REDIS_OPTIONAL_FALLBACK") is True
+    finally:
+        assert hooks.heal(entry.id) is None
+        _flag(stack, "REDIS_OPTIONAL_FALLBACK", True)
+
+
+def test_error_spike_finds_the_safeguard_turned_off_and_restores_it(
+    failed: tuple[Stack, str], tmp_path: Path
+) -> None:
+    stack, _event = failed
+    _flag(stack, "BOOKING_ATOMIC_LOCKING", False)
+    try:
+        args = ["runbook", "error-spike", "--stack", stack.id, "--out", str(tmp_path)]
+        found = runner.invoke(app, args)
+        assert found.exit_code == 1, found.output
+        said = _said(found)
+        assert "safeguard flag(s) off: BOOKING_ATOMIC_LOCKING" in said
+        assert "flag BOOKING_ATOMIC_LOCKING set to False by admin:" in said
+        plan = orjson.loads(
+            max((tmp_path / "plans").glob("*.json"), key=lambda p: p.stat().st_mtime).read_bytes()
+        )
+        applied = runner.invoke(app, [*args, "--apply", "--plan", plan["digest"], "--yes"])
+        assert applied.exit_code == 0, applied.output
+        assert "safeguards_off: 1 → 0" in _said(applied)
+        assert _flag(stack, "BOOKING_ATOMIC_LOCKING") is True
+    finally:
+        _flag(stack, "BOOKING_ATOMIC_LOCKING", True)
+
+
+def test_slow_responses_is_a_diagnosis_only(failed: tuple[Stack, str], tmp_path: Path) -> None:
+    stack, _event = failed
+    done = runner.invoke(
+        app, ["runbook", "slow-responses", "--stack", stack.id, "--out", str(tmp_path)]
+    )
+    assert done.exit_code in (0, 1), done.output
+    assert "sessions waiting on locks:" in _said(done)
+    refused = runner.invoke(
+        app,
+        [
+            "runbook",
+            "slow-responses",
+            "--stack",
+            stack.id,
+            "--out",
+            str(tmp_path),
+            "--apply",
+            "--plan",
+            next((tmp_path / "plans").glob("*.json")).stem,
+            "--yes",
+        ],
+    )
+    assert refused.exit_code == 5
+    assert "no automated resolution" in _said(refused)
