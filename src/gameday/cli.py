@@ -10,6 +10,7 @@ from rich.table import Table
 
 from gameday import __version__
 from gameday.cli_alerts import alerts_app
+from gameday.cli_comms import comms, review
 from gameday.cli_drill import drill
 from gameday.cli_gate import gate, plan, report
 from gameday.cli_runbook import runbook_app
@@ -36,6 +37,8 @@ app.command()(drill)
 app.command()(gate)
 app.command()(report)
 app.command()(plan)
+app.command()(comms)
+app.command()(review)
 
 _STYLE = {Verdict.PASS: "green", Verdict.FAIL: "bold red", Verdict.UNKNOWN: "yellow"}
 

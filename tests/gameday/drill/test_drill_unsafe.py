@@ -72,3 +72,19 @@ def test_the_gate_is_no_go_with_the_p0_blockers(drill: DrillRun) -> None:
     assert "DECISION: NO-GO" in drill.output
     report = (drill.out / "report.md").read_text()
     assert "| P0 |" in report  # the failed criteria became P0 defects
+
+
+def test_the_review_of_the_drill_states_the_p0_impact(drill: DrillRun) -> None:
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from gameday.cli import app  # noqa: PLC0415
+
+    done = CliRunner().invoke(app, ["review", "--from", str(drill.out), "--today", "2026-11-23"])
+    assert done.exit_code == 0, done.output
+    text = " ".join(done.output.split())
+    assert "duplicate charges on" in text
+    assert "Severity P0" in text
+    assert "| P0 |" in text
+    assert "2026-11-25" in text
+    refused = CliRunner().invoke(app, ["comms", "status-resolved", "--from", str(drill.out)])
+    assert refused.exit_code == 5  # duplicate charges still stand

@@ -215,6 +215,16 @@ def test_payment_anomaly_finds_fixes_and_never_refunds_twice(
     assert _refunds(stack) == before[2] + extra
     assert [r["outcome"] for r in _audit(tmp_path)][-1] == "refused"
 
+    # The customer messages come from the audit trail: one per refunded charge.
+    letters = runner.invoke(
+        app,
+        ["comms", "customer-payment-recovery", "--from", str(tmp_path), "--incident", "INC-TEST"],
+    )
+    assert letters.exit_code == 0, letters.output
+    assert letters.output.count("Subject: Your booking") == extra
+    for change in plan["changes"]:
+        assert f"Refund reference: {change['subject']}" in letters.output
+
 
 def test_double_booking_keeps_one_per_slot_and_refunds_the_others(
     trouble: Trouble, tmp_path: Path

@@ -1,0 +1,1 @@
+"""Incident communications and the post-incident review, filled from evidence only."""
