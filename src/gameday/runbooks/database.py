@@ -34,10 +34,17 @@ WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type 
 _MARIADB = """
 SELECT p.ID AS pid, p.USER AS who, p.COMMAND AS command, p.TIME AS query_s, p.STATE AS wait,
        t.trx_started AS xact_start, TIMESTAMPDIFF(SECOND, t.trx_started, NOW()) AS xact_s,
+       t.trx_state AS trx_state,
        LEFT(p.INFO, 200) AS query
 FROM information_schema.PROCESSLIST p
 LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID
 WHERE p.DB = DATABASE() AND p.ID <> CONNECTION_ID()
+"""
+_MARIADB_WAITS = """
+SELECT r.trx_mysql_thread_id AS waiting, b.trx_mysql_thread_id AS blocking
+FROM information_schema.INNODB_LOCK_WAITS w
+JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id
+JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id
 """
 _LIMIT = 10
 
@@ -45,6 +52,8 @@ _LIMIT = 10
 def _state(row: Any, postgres: bool) -> str:
     if postgres:
         return str(row["state"] or "unknown")
+    if row.get("trx_state") == "LOCK WAIT":
+        return "waiting on a lock"
     if row["command"] == "Sleep":
         return "idle in transaction" if row["xact_start"] is not None else "idle"
     return "active"
@@ -69,16 +78,27 @@ async def _pool(rt: Runtime) -> str:
     return f"pool use of the answering instance: {used:g}/{size:g} ({100 * used / size:.0f} %)"
 
 
+async def _rows(rt: Runtime) -> list[dict[str, Any]]:
+    """Sessions with ``blocked_by`` (the ids holding what each waits for) on both engines."""
+    if rt.dialect == "postgresql":
+        return [dict(r) for r in await rt.rows(_PG)]
+    rows = [dict(r) for r in await rt.rows(_MARIADB)]
+    blocked: dict[int, list[int]] = {}
+    for w in await rt.rows(_MARIADB_WAITS):
+        blocked.setdefault(int(w["waiting"]), []).append(int(w["blocking"]))
+    for r in rows:
+        r["blocked_by"] = blocked.get(int(r["pid"]), [])
+        if r.get("trx_state") == "LOCK WAIT" and not r["blocked_by"]:
+            r["blocked_by"] = [0]  # waiting; the holder was not reported
+    return rows
+
+
 async def diagnose(rt: Runtime) -> Diagnosis:
     postgres = rt.dialect == "postgresql"
-    rows = await rt.rows(_PG if postgres else _MARIADB)
+    rows = await _rows(rt)
     states = Counter(_state(r, postgres) for r in rows)
-    waiting = [
-        r
-        for r in rows
-        if (r["blocked_by"] if postgres else r["wait"] and "lock" in str(r["wait"]).lower())
-    ]
-    holders = sorted({pid for r in waiting for pid in (r["blocked_by"] or [])}) if postgres else []
+    waiting = [r for r in rows if r["blocked_by"]]
+    holders = sorted({pid for r in waiting for pid in r["blocked_by"] if pid})
     active = sorted(
         (r for r in rows if _state(r, postgres) == "active"),
         key=lambda r: -float(r["query_s"] or 0),
@@ -87,7 +107,7 @@ async def diagnose(rt: Runtime) -> Diagnosis:
     idle = [
         r
         for r in rows
-        if _state(r, postgres) == "idle in transaction" and float(r["xact_s"] or 0) > limit
+        if _state(r, postgres) == "idle in transaction" and float(r["xact_s"] or 0) >= limit
     ]
     changes = [
         Change(
