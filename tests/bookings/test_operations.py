@@ -615,3 +615,24 @@ def test_compare_reports_recorded_not_paid_without_a_fix() -> None:
     failed = compare(1, [snap("pi_a", "requires_payment_method")], [ours("pi_a")])
     assert kinds(failed) == [("recorded_not_paid", "pi_a", None)]
     assert failed[0][0].theirs == "requires_payment_method"
+
+
+def test_two_databases_on_one_provider_account_never_share_an_intent(
+    emulator: EmulatorServer, smtp: SmtpSink
+) -> None:
+    """Payment 1 of one database and payment 1 of another (a reset test database, staging
+    beside a test run) once derived the same provider key from the id alone: the provider
+    answered the first database's PaymentIntent to the second, or refused with a 500."""
+    first, second = ScratchDatabase("postgresql").create(), ScratchDatabase("postgresql").create()
+    try:
+        answers = []
+        for db in (first, second):
+            world = make_world(db)
+            with Stack(db, emulator, smtp) as stack:
+                answers.append(hold_and_pay(stack, world.customers[0], world.resource, 10, "k"))
+        assert answers[0]["payment_id"] == answers[1]["payment_id"]  # the same id in each
+        assert answers[0]["payment_intent"] != answers[1]["payment_intent"]
+        assert all(a["status"] == "succeeded" for a in answers)
+    finally:
+        first.drop()
+        second.drop()

@@ -115,6 +115,9 @@ payments = sa.Table(
     # Part of every provider idempotency key; moves on after a provider 5xx (see
     # errors.ProviderServerError), never after an unknown outcome.
     sa.Column("key_generation", sa.Integer, nullable=False, server_default="0"),
+    # Random, per payment: makes its provider keys unique across databases sharing one
+    # provider account (NULL on rows from before it existed: their keys use the id).
+    sa.Column("key_seed", sa.String(32), nullable=True),
     sa.Column("lease_until", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),

@@ -70,6 +70,8 @@ class _Reserved:
     status: PaymentStatus
     intent_id: str | None
     generation: int = 0
+    seed: str | int = 0
+    """What the payment's provider keys derive from (see ``key_seed``)."""
 
 
 class Payments:
@@ -99,10 +101,15 @@ class Payments:
             )
             payment = await queries.payment_for_booking(conn, booking_id, for_update=True)
             if payment is None:
-                payment_id = await queries.insert_payment(
-                    conn, **_new_payment(booking, now, lease_until=now + self._lease)
+                values = _new_payment(booking, now, lease_until=now + self._lease)
+                payment_id = await queries.insert_payment(conn, **values)
+                return _Reserved(
+                    booking,
+                    payment_id,
+                    PaymentStatus.REQUIRES_PAYMENT_METHOD,
+                    None,
+                    seed=values["key_seed"],
                 )
-                return _Reserved(booking, payment_id, PaymentStatus.REQUIRES_PAYMENT_METHOD, None)
             status = PaymentStatus(payment.status)
             if status in (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED):
                 raise AlreadyPaid("this booking is already paid", payment_id=payment.id)
@@ -112,15 +119,27 @@ class Payments:
                 raise PaymentInProgress("another payment attempt for this booking is running")
             await queries.update_payment(conn, payment.id, lease_until=now + self._lease)
         return _Reserved(
-            booking, payment.id, status, payment.provider_intent_id, payment.key_generation
+            booking,
+            payment.id,
+            status,
+            payment.provider_intent_id,
+            payment.key_generation,
+            key_seed(payment),
         )
 
     async def _reserve_naively(self, who: Principal, booking_id: int) -> _Reserved:
         now = self._ctx.now()
         async with self._ctx.db.transaction() as conn:
             booking = _payable(who, booking_id, await queries.get_booking(conn, booking_id), now)
-            payment_id = await queries.insert_payment(conn, **_new_payment(booking, now))
-        return _Reserved(booking, payment_id, PaymentStatus.REQUIRES_PAYMENT_METHOD, None)
+            values = _new_payment(booking, now)
+            payment_id = await queries.insert_payment(conn, **values)
+        return _Reserved(
+            booking,
+            payment_id,
+            PaymentStatus.REQUIRES_PAYMENT_METHOD,
+            None,
+            seed=values["key_seed"],
+        )
 
     @property
     def _lease(self) -> timedelta:
@@ -175,7 +194,7 @@ class Payments:
                 amount=r.booking.amount_cents,
                 currency=r.booking.currency,
                 metadata={"booking_id": str(r.booking.id), "payment_id": str(r.payment_id)},
-                idempotency_key=_key(unsafe, "create", r.payment_id, gen),
+                idempotency_key=_key(unsafe, "create", r.seed, gen),
             )
             intent_id = intent.id
             async with self._ctx.db.transaction() as conn:
@@ -183,7 +202,7 @@ class Payments:
         return await self._gateway.confirm(
             intent_id,
             payment_method=payment_method,
-            idempotency_key=_key(unsafe, "confirm", r.payment_id, gen, client_key, payment_method),
+            idempotency_key=_key(unsafe, "confirm", r.seed, gen, client_key, payment_method),
         )
 
     async def _settle(self, payment_id: int, snap: IntentSnapshot, source: str) -> Applied:
@@ -223,7 +242,7 @@ class Payments:
             return
         try:
             snap = await self._gateway.cancel_intent(
-                payment.provider_intent_id, idempotency_key=derived_key("cancel", payment_id)
+                payment.provider_intent_id, idempotency_key=derived_key("cancel", key_seed(payment))
             )
         except ProviderUnavailable:
             log.warning("open payment not canceled at the provider", payment_id=payment_id)
@@ -242,7 +261,7 @@ class Payments:
                 code="not_refundable",
             )
         await self._gateway.refund(
-            payment.provider_intent_id, idempotency_key=derived_key("refund", payment_id)
+            payment.provider_intent_id, idempotency_key=derived_key("refund", key_seed(payment))
         )
         self._ctx.metrics.refunds.labels("admin").inc()
         snap = IntentSnapshot(
@@ -270,9 +289,16 @@ def _new_payment(booking: Booking, now: Any, lease_until: Any = None) -> dict[st
         "amount_cents": booking.amount_cents,
         "currency": booking.currency,
         "lease_until": lease_until,
+        "key_seed": uuid.uuid4().hex,
         "created_at": now,
         "updated_at": now,
     }
+
+
+def key_seed(payment: Any) -> str | int:
+    """The payment's random seed; its id for rows from before seeds existed."""
+    seed: str | int = payment.key_seed or payment.id
+    return seed
 
 
 def _key(unsafe: bool, *parts: object) -> str:

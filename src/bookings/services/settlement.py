@@ -157,7 +157,8 @@ class Settlement:
             return None
         try:
             await self._gateway.refund(
-                payment.provider_intent_id, idempotency_key=derived_key("auto-refund", payment_id)
+                payment.provider_intent_id,
+                idempotency_key=derived_key("auto-refund", payment.key_seed or payment.id),
             )
         except ProviderUnavailable:
             log.warning("automatic refund postponed", payment_id=payment_id)
