@@ -118,9 +118,10 @@ def _run(
     yes: bool,
     who: str,
     older_than_s: float,
+    window_s: float,
 ) -> int:
     async def go() -> int:
-        rt = Runtime(target, older_than_s=older_than_s)
+        rt = Runtime(target, older_than_s=older_than_s, window_s=window_s)
         try:
             if not do_apply:
                 found, plan = await diagnose(rb, rt, incident)
@@ -206,6 +207,15 @@ def _command(rb: Runbook) -> None:
                 help="Seconds past which a runbook acts (db-connections: idle transactions).",
             ),
         ] = 60.0,
+        window: Annotated[
+            float,
+            typer.Option(
+                min=0.5,
+                max=300,
+                help="Seconds between two scrapes of each instance's metrics (error-spike, "
+                "slow-responses: rates now, not since start).",
+            ),
+        ] = 5.0,
         out: Annotated[Path, typer.Option(help="Plans and audit.jsonl go here.")] = Path(
             "gameday-runbooks"
         ),
@@ -226,6 +236,7 @@ def _command(rb: Runbook) -> None:
                 yes=yes,
                 who=who_am_i(who),
                 older_than_s=older_than,
+                window_s=window,
             )
         except Refused as refused:
             console.print(f"[bold red]refused:[/] {refused}")

@@ -93,9 +93,13 @@ class RunbookTarget:
 class Runtime:
     """One runbook run's connections; closed by ``close``."""
 
-    def __init__(self, target: RunbookTarget, *, older_than_s: float = 60.0) -> None:
+    def __init__(
+        self, target: RunbookTarget, *, older_than_s: float = 60.0, window_s: float = 5.0
+    ) -> None:
         self.target = target
         self.older_than_s = older_than_s
+        self.window_s = window_s
+        """Seconds between two scrapes of an instance's metrics (rates "now")."""
         """The age past which a runbook acts on something (an idle transaction…)."""
         try:
             url = async_database_url(target.database_url)

@@ -28,8 +28,6 @@ from gameday.runbooks.context import RunbookError, Runtime
 from gameday.runbooks.model import Change, Diagnosis, Finding
 
 FALLBACK = "REDIS_OPTIONAL_FALLBACK"
-WINDOW_S = 5.0
-"""Seconds between the two scrapes of each instance."""
 _RECENT = timedelta(hours=1)
 _LIMIT = 10
 
@@ -76,8 +74,9 @@ def _counters(samples: list[Any]) -> dict[tuple[str, str, str], float]:
     return found
 
 
-async def traffic(rt: Runtime, window_s: float = WINDOW_S) -> tuple[Traffic, list[str]]:
-    """What the instances served during ``window_s``; the instances that could not be read."""
+async def traffic(rt: Runtime) -> tuple[Traffic, list[str]]:
+    """What the instances served during ``rt.window_s``; the instances not readable."""
+    window_s = rt.window_s
     urls = list(rt.target.instances) or [rt.target.service_url]
     async with httpx.AsyncClient(timeout=10) as http:
         first = await asyncio.gather(*(_scrape(http, u) for u in urls))
@@ -196,7 +195,7 @@ async def diagnose_errors(rt: Runtime) -> Diagnosis:
         findings.append(
             Finding(
                 f"{len(erroring)} route(s) answering 5xx to 5 % or more of "
-                f"requests in the last {WINDOW_S:g} s",
+                f"requests in the last {rt.window_s:g} s",
                 [
                     {"route": r, "error_rate": round(v, 3), "requests": seen.requests[r]}
                     for r, v in sorted(erroring.items(), key=lambda kv: -kv[1])
@@ -263,7 +262,7 @@ async def diagnose_latency(rt: Runtime) -> Diagnosis:
     if slow:
         findings.append(
             Finding(
-                f"{len(slow)} route(s) with p95 over 1.5 s in the last {WINDOW_S:g} s",
+                f"{len(slow)} route(s) with p95 over 1.5 s in the last {rt.window_s:g} s",
                 [{"route": r, "p95_s": p} for r, p in sorted(slow.items())][:_LIMIT],
             )
         )

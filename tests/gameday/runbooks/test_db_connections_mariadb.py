@@ -36,6 +36,15 @@ async def _insert_flag(db: ScratchDatabase) -> None:
         await engine.dispose()
 
 
+async def _kill(db: ScratchDatabase, thread: int) -> None:
+    engine = db.engine()
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(f"KILL {thread}"))  # an integer: KILL binds nothing
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture
 def scratch() -> Iterator[ScratchDatabase]:
     db = ScratchDatabase("mariadb").create()
@@ -101,9 +110,15 @@ def test_an_idle_transaction_on_mariadb_is_found_and_killed(scratch: ScratchData
         assert found.invariants == {"idle_in_transaction": 1, "waiting_on_locks": 1}
         assert len(found.changes) == 1
         assert any("pool use: /metrics not readable" in n for n in found.notes)
+        # The waiting thread would notice its client is gone only once it gets the lock.
+        waiting = scratch.scalar(
+            "SELECT trx_mysql_thread_id FROM information_schema.INNODB_TRX "
+            "WHERE trx_state = 'LOCK WAIT'"
+        )
         waiter.kill()
         waiter.wait()
-        _wait(
+        asyncio.run(_kill(scratch, int(waiting)))
+        assert _wait(
             lambda: (
                 not scratch.scalar(
                     "SELECT COUNT(*) FROM information_schema.INNODB_TRX "

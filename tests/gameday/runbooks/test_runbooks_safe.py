@@ -175,6 +175,16 @@ async def _sessions(stack: Stack) -> dict[int, str]:
         await engine.dispose()
 
 
+async def _terminate(stack: Stack, pids: list[int]) -> None:
+    engine = create_async_engine(async_database_url(stack.database_url))
+    try:
+        async with engine.connect() as conn:
+            for pid in pids:
+                await conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+    finally:
+        await engine.dispose()
+
+
 def _wait_for(check: Any, timeout_s: float = 10.0) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -219,13 +229,17 @@ def test_an_idle_transaction_is_found_and_ended(failed: tuple[Stack, str], tmp_p
         assert f"lock holders: {pid}" in said
         assert "pool use of the answering instance" in said
         assert pid in asyncio.run(_sessions(stack))  # read-only: still there
+        # The waiter's backend would only notice its client is gone once it gets the lock:
+        # end it here, so the apply's own re-diagnosis sees just the planned session.
+        waiting = [p for p, s in asyncio.run(_sessions(stack)).items() if p != pid]
         waiter.kill()
         waiter.wait()
+        asyncio.run(_terminate(stack, waiting))
         plan = orjson.loads(
             max((tmp_path / "plans").glob("*.json"), key=lambda p: p.stat().st_mtime).read_bytes()
         )
         assert [c["subject"] for c in plan["changes"]] == [f"session:{pid}"]
-        _wait_for(lambda: len(asyncio.run(_sessions(stack))) == 1)
+        assert _wait_for(lambda: len(asyncio.run(_sessions(stack))) == 1)
         applied = runner.invoke(app, [*args, "--apply", "--plan", plan["digest"], "--yes"])
         assert applied.exit_code == 0, applied.output
         assert "idle_in_transaction: 1 → 0" in _said(applied)
@@ -318,7 +332,16 @@ def test_redis_down_with_the_fallback_off_turns_it_on(
     hooks = Hooks(stack, tmp_path)
     entry = hooks.inject(build("down", "redis", {}), 60)
     try:
-        args = ["runbook", "redis-down", "--stack", stack.id, "--out", str(tmp_path)]
+        args = [
+            "runbook",
+            "redis-down",
+            "--stack",
+            stack.id,
+            "--out",
+            str(tmp_path),
+            "--window",
+            "1",
+        ]
         found = _wait_for(
             lambda: (d := runner.invoke(app, args)) and "Redis is unreachable" in _said(d) and d
         )
@@ -344,7 +367,16 @@ def test_error_spike_finds_the_safeguard_turned_off_and_restores_it(
     stack, _event = failed
     _flag(stack, "BOOKING_ATOMIC_LOCKING", False)
     try:
-        args = ["runbook", "error-spike", "--stack", stack.id, "--out", str(tmp_path)]
+        args = [
+            "runbook",
+            "error-spike",
+            "--stack",
+            stack.id,
+            "--out",
+            str(tmp_path),
+            "--window",
+            "1",
+        ]
         found = runner.invoke(app, args)
         assert found.exit_code == 1, found.output
         said = _said(found)
@@ -364,7 +396,8 @@ def test_error_spike_finds_the_safeguard_turned_off_and_restores_it(
 def test_slow_responses_is_a_diagnosis_only(failed: tuple[Stack, str], tmp_path: Path) -> None:
     stack, _event = failed
     done = runner.invoke(
-        app, ["runbook", "slow-responses", "--stack", stack.id, "--out", str(tmp_path)]
+        app,
+        ["runbook", "slow-responses", "--stack", stack.id, "--out", str(tmp_path), "--window", "1"],
     )
     assert done.exit_code in (0, 1), done.output
     assert "sessions waiting on locks:" in _said(done)
