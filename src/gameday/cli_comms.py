@@ -68,9 +68,11 @@ def comms(
     incident: IncidentOpt = None,
     out: Annotated[Path | None, typer.Option(help="Write here instead of printing.")] = None,
 ) -> None:
-    """Render a playbook communication template with the measured figures (counts, amounts,
-    time range, ids). Anything not measured shows as [UNKNOWN: field] for a human; the
-    status-page phase follows the checks ("resolved" is refused while an invariant fails)."""
+    """Render an incident message (internal, status page, customer) from the evidence.
+
+    The figures (counts, amounts, time range, ids) are the measured ones; anything not
+    measured shows as [UNKNOWN: field] for a human. The status-page phase follows the
+    checks: "resolved" is refused while an invariant fails."""
     if template not in TEMPLATES:
         raise typer.BadParameter(f"choose from {', '.join(TEMPLATES)}", param_hint="TEMPLATE")
     facts = _facts(sources, incident)
@@ -90,10 +92,12 @@ def review(
         str | None, typer.Option(help="Date the action items' due dates count from (YYYY-MM-DD).")
     ] = None,
 ) -> None:
-    """The post-incident review as Markdown: summary, impact figures, times derived from
-    events (impact start, detection, mitigation, resolution; time to detect and resolve),
-    the timeline, root cause and resolution left for a human, and action items from the
-    failed criteria with severity, priority and a due date (P0 +2 days, P1 +7 days)."""
+    """Write the post-incident review (Markdown) from the evidence.
+
+    Summary, impact figures, times derived from events (impact start, detection,
+    mitigation, resolution; time to detect and resolve), the timeline, root cause and
+    resolution left for a human, and action items from the failed criteria with severity,
+    priority and a due date (P0 +2 days, P1 +7 days)."""
     facts = _facts(sources, incident)
     try:
         day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()

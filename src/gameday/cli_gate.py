@@ -138,8 +138,10 @@ def report(
     accepted_risks: AcceptedOpt = None,
     risk_config: RiskOpt = None,
 ) -> None:
-    """Write the drill report: index.html (self-contained, charts inline), report.md and
-    junit.xml, with the gate's decision on top. Exit code: the gate's (see `gate`)."""
+    """Write the drill report (index.html, report.md, junit.xml) from a journal.
+
+    index.html is self-contained (charts inline), with the gate's decision on top.
+    Exit code: the gate's (see `gate`)."""
     path = _journal_path(journal)
     typed, raw = _load(path)
     try:
@@ -174,8 +176,9 @@ def plan(
         ),
     ] = None,
 ) -> None:
-    """Print the re-test plan of playbook Part 7.4: which scenarios to rerun for a change,
-    and the observability validation (`gameday drill --changed ...` runs exactly those)."""
+    """Print which scenarios a change must rerun (playbook Part 7.4).
+
+    Also the observability validation; `gameday drill --changed ...` runs exactly those."""
     try:
         areas = parse_areas(changed)
     except PlanError as error:
