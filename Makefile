@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: drill test lint types pytest services bench clean
+.PHONY: drill test lint types pytest services browser bench clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh
@@ -27,10 +27,14 @@ types: $(STAMP)
 services:
 	scripts/services.sh
 
+## browser: Debian's Chromium, for the report's browser test
+browser:
+	scripts/browser.sh
+
 # Two workers, one test file each at a time: most tests wait on real servers, and files
 # share their module fixtures (a stack, an emulator), so they stay on one worker. Whole
 # drills (a stack and load each) then run alone, so neither side's timings suffer.
-pytest: $(STAMP) services
+pytest: $(STAMP) services browser
 	$(BIN)/pytest -n 2 --dist loadfile -m "not drill" --durations=8
 	$(BIN)/pytest -m drill --durations=8
 

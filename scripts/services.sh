@@ -76,9 +76,3 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v prometheus-alertmanag
     echo "services: installing Prometheus and Alertmanager from Debian" >&2
     apt_install --no-install-recommends prometheus prometheus-alertmanager
 fi
-
-# The report's browser test renders index.html in Debian's headless Chromium.
-if [ ! -x /usr/bin/chromium ]; then
-    echo "services: installing Chromium from Debian (the report's browser test)" >&2
-    apt_install --no-install-recommends chromium
-fi
