@@ -27,6 +27,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bookings.adapters import queries
 from bookings.domain.fingerprint import derived_key
@@ -46,7 +47,7 @@ from bookings.errors import (
 )
 from bookings.services.auth import Principal
 from bookings.services.context import Context
-from bookings.services.settlement import Applied, Settlement
+from bookings.services.settlement import Applied, Settlement, key_seed
 
 log = structlog.get_logger(__name__)
 
@@ -69,9 +70,9 @@ class _Reserved:
     payment_id: int
     status: PaymentStatus
     intent_id: str | None
-    generation: int = 0
-    seed: str | int = 0
+    seed: str | int
     """What the payment's provider keys derive from (see ``key_seed``)."""
+    generation: int = 0
 
 
 class Payments:
@@ -101,15 +102,7 @@ class Payments:
             )
             payment = await queries.payment_for_booking(conn, booking_id, for_update=True)
             if payment is None:
-                values = _new_payment(booking, now, lease_until=now + self._lease)
-                payment_id = await queries.insert_payment(conn, **values)
-                return _Reserved(
-                    booking,
-                    payment_id,
-                    PaymentStatus.REQUIRES_PAYMENT_METHOD,
-                    None,
-                    seed=values["key_seed"],
-                )
+                return await _insert_payment(conn, booking, now, lease_until=now + self._lease)
             status = PaymentStatus(payment.status)
             if status in (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED):
                 raise AlreadyPaid("this booking is already paid", payment_id=payment.id)
@@ -123,23 +116,15 @@ class Payments:
             payment.id,
             status,
             payment.provider_intent_id,
-            payment.key_generation,
             key_seed(payment),
+            payment.key_generation,
         )
 
     async def _reserve_naively(self, who: Principal, booking_id: int) -> _Reserved:
         now = self._ctx.now()
         async with self._ctx.db.transaction() as conn:
             booking = _payable(who, booking_id, await queries.get_booking(conn, booking_id), now)
-            values = _new_payment(booking, now)
-            payment_id = await queries.insert_payment(conn, **values)
-        return _Reserved(
-            booking,
-            payment_id,
-            PaymentStatus.REQUIRES_PAYMENT_METHOD,
-            None,
-            seed=values["key_seed"],
-        )
+            return await _insert_payment(conn, booking, now)
 
     @property
     def _lease(self) -> timedelta:
@@ -282,6 +267,17 @@ def _payable(who: Principal, booking_id: int, booking: Booking | None, now: Any)
     return booking
 
 
+async def _insert_payment(
+    conn: AsyncConnection, booking: Booking, now: Any, lease_until: Any = None
+) -> _Reserved:
+    """A new payment row for ``booking``, with the random seed of its provider keys."""
+    values = _new_payment(booking, now, lease_until)
+    payment_id = await queries.insert_payment(conn, **values)
+    return _Reserved(
+        booking, payment_id, PaymentStatus.REQUIRES_PAYMENT_METHOD, None, values["key_seed"]
+    )
+
+
 def _new_payment(booking: Booking, now: Any, lease_until: Any = None) -> dict[str, Any]:
     return {
         "booking_id": booking.id,
@@ -293,12 +289,6 @@ def _new_payment(booking: Booking, now: Any, lease_until: Any = None) -> dict[st
         "created_at": now,
         "updated_at": now,
     }
-
-
-def key_seed(payment: Any) -> str | int:
-    """The payment's random seed; its id for rows from before seeds existed."""
-    seed: str | int = payment.key_seed or payment.id
-    return seed
 
 
 def _key(unsafe: bool, *parts: object) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
 from sqlalchemy import exc as sa_exc
@@ -158,7 +159,7 @@ class Settlement:
         try:
             await self._gateway.refund(
                 payment.provider_intent_id,
-                idempotency_key=derived_key("auto-refund", payment.key_seed or payment.id),
+                idempotency_key=derived_key("auto-refund", key_seed(payment)),
             )
         except ProviderUnavailable:
             log.warning("automatic refund postponed", payment_id=payment_id)
@@ -168,3 +169,9 @@ class Settlement:
             payment.provider_intent_id, PaymentStatus.REFUNDED, payment.amount_cents, {}
         )
         return await self.apply(payment_id, refunded, source="auto-refund", authoritative=True)
+
+
+def key_seed(payment: Any) -> str | int:
+    """The payment's random seed; its id for rows from before seeds existed."""
+    seed: str | int = payment.key_seed or payment.id
+    return seed
