@@ -17,7 +17,6 @@ from rich.console import Console
 from gameday.comms.facts import Facts, FactsError, gather
 from gameday.comms.render import TEMPLATES, PhaseRefused, render
 from gameday.comms.render import review as render_review
-from gameday.gate.journal import Journal, JournalError, read_journal
 
 EXIT_BAD_INPUT, EXIT_REFUSED = 2, 5
 err = Console(stderr=True)
@@ -103,15 +102,7 @@ def review(
         day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
     except ValueError:
         raise typer.BadParameter("a date as YYYY-MM-DD", param_hint="--today") from None
-    journal: Journal | None = None
-    journal_path, _audit = _sources(sources or [])
-    if journal_path is not None:
-        try:
-            journal = read_journal(journal_path)[0]
-        except JournalError as error:  # pragma: no cover - gather read it already
-            err.print(f"[bold red]cannot read the journal:[/] {error}")
-            raise typer.Exit(EXIT_BAD_INPUT) from None
-    _emit(render_review(facts, journal, day), out)
+    _emit(render_review(facts, facts.journal, day), out)
 
 
 def _emit(text: str, out: Path | None) -> None:

@@ -56,6 +56,8 @@ class Facts:
     timeline: list[tuple[datetime, str]] = field(default_factory=list)
     failed_criteria: list[dict[str, Any]] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    journal: Journal | None = None
+    """The drill's journal the facts came from, if any (the review lists its defects)."""
 
     @property
     def failing(self) -> dict[str, int]:
@@ -263,6 +265,7 @@ def gather(journal: Path | None, audit: Path | None, incident: str | None) -> Fa
         except JournalError as error:
             raise FactsError(str(error)) from None
         from_journal(facts, typed)
+        facts.journal = typed
     if audit is not None:
         from_audit(facts, read_audit(audit, incident))
     facts.affected_bookings = sorted(set(facts.affected_bookings))
