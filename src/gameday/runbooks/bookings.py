@@ -16,7 +16,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gameday.runbooks.context import RunbookError, Runtime
+from gameday.runbooks.context import RunbookError, Runtime, utc
 from gameday.runbooks.model import Change, Diagnosis, Finding
 
 _ACTIVE = (
@@ -34,12 +34,6 @@ HOLD_GRACE = timedelta(minutes=2)
 _FAR = datetime.max.replace(tzinfo=UTC)
 
 
-def _utc(value: Any) -> datetime:
-    """MariaDB gives naive datetimes (stored as UTC), PostgreSQL aware ones."""
-    at: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 def clusters(rows: list[Any]) -> list[list[Any]]:
     """Groups of active bookings of one resource linked by overlapping ranges."""
     found: list[list[Any]] = []
@@ -47,17 +41,17 @@ def clusters(rows: list[Any]) -> list[list[Any]]:
     for row in rows:
         by_resource[int(row["resource_id"])].append(row)
     for bookings in by_resource.values():
-        bookings.sort(key=lambda r: (_utc(r["starts_at"]), r["id"]))
+        bookings.sort(key=lambda r: (utc(r["starts_at"]), r["id"]))
         current: list[Any] = []
         end = None
         for row in bookings:
-            if current and end is not None and _utc(row["starts_at"]) < end:
+            if current and end is not None and utc(row["starts_at"]) < end:
                 current.append(row)
-                end = max(end, _utc(row["ends_at"]))
+                end = max(end, utc(row["ends_at"]))
             else:
                 if len(current) > 1:
                     found.append(current)
-                current, end = [row], _utc(row["ends_at"])
+                current, end = [row], utc(row["ends_at"])
         if len(current) > 1:
             found.append(current)
     return found
@@ -72,10 +66,10 @@ async def diagnose_double_booking(rt: Runtime) -> Diagnosis:
 
         def rank(row: Any) -> tuple[datetime, datetime, int]:
             p = paid.get(int(row["id"]))
-            paid_at = _utc(p["paid_at"]) if p is not None and p["paid_at"] else _FAR
+            paid_at = utc(p["paid_at"]) if p is not None and p["paid_at"] else _FAR
             if p is None:
                 paid_at = _FAR
-            return paid_at, _utc(row["created_at"]), int(row["id"])
+            return paid_at, utc(row["created_at"]), int(row["id"])
 
         keep = min(group, key=rank)
         others = [r for r in group if r["id"] != keep["id"]]
@@ -137,13 +131,13 @@ async def diagnose_stuck_holds(rt: Runtime) -> Diagnosis:
     stuck = [
         r
         for r in await rt.rows(_ACTIVE)
-        if r["status"] == "held" and _utc(r["hold_expires_at"]) < now - HOLD_GRACE
+        if r["status"] == "held" and utc(r["hold_expires_at"]) < now - HOLD_GRACE
     ]
     changes = [
         Change(
             "cancel_booking",
             f"booking:{r['id']}",
-            f"hold expired at {_utc(r['hold_expires_at']).isoformat(timespec='seconds')} "
+            f"hold expired at {utc(r['hold_expires_at']).isoformat(timespec='seconds')} "
             "and still blocks the slot",
             rows=1,
             detail={"resource_id": int(r["resource_id"])},
@@ -185,7 +179,7 @@ async def cancel(rt: Runtime, change: Change, _incident: str) -> str:
     if change.action != "cancel_booking":
         raise RunbookError(f"cannot {change.action} here")
     booking = change.subject.removeprefix("booking:")
-    answer = await rt.admin("POST", f"/admin/bookings/{booking}/cancel")
-    if answer.status_code != 200:
-        raise RunbookError(f"cancel of booking {booking}: {answer.status_code} {answer.text[:200]}")
-    return f"booking {booking} {answer.json().get('status', '?')}"
+    found = await rt.admin(
+        "POST", f"/admin/bookings/{booking}/cancel", what=f"cancel of booking {booking}"
+    )
+    return f"booking {booking} {found.get('status', '?')}"

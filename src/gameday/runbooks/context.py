@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 import stripe
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -85,9 +87,14 @@ class RunbookTarget:
         if not t.database_url:
             raise RunbookError(f"{path}: runbooks need the database (database_url_env)")
         return RunbookTarget(
-            t.name, t.database_url, t.base_url, t.admin_token, t.provider_url, t.provider_key,
+            t.name,
+            t.database_url,
+            t.base_url,
+            t.admin_token,
+            t.provider_url,
+            t.provider_key,
             tuple(t.instances.values()),
-        )  # fmt: skip
+        )
 
 
 class Runtime:
@@ -155,7 +162,11 @@ class Runtime:
             base_addresses={"api": self.target.provider_url},
         )
 
-    async def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def admin(
+        self, method: str, path: str, *, expect: int = 200, what: str, **kwargs: Any
+    ) -> dict[str, Any]:
+        """An admin action's JSON answer; any other status than ``expect`` is a
+        ``RunbookError`` naming ``what`` was attempted."""
         if not self.target.admin_token:
             raise RunbookError("no admin token for the service (admin_token_env)")
         for attempt in range(1, _ATTEMPTS + 1):
@@ -165,7 +176,39 @@ class Runtime:
                 raise RunbookError(f"service {self.target.service_url}: {error}") from None
             # A 503 is the service asking to retry shortly (a busy row, a breaker): the
             # admin actions are idempotent, so a few bounded retries are safe.
-            if answer.status_code != 503 or attempt == _ATTEMPTS:
-                return answer
-            await asyncio.sleep(min(_retry_after(answer), 2.0) * attempt)
+            if answer.status_code == 503 and attempt < _ATTEMPTS:
+                await asyncio.sleep(min(_retry_after(answer), 2.0) * attempt)
+                continue
+            if answer.status_code != expect:
+                raise RunbookError(f"{what}: {answer.status_code} {answer.text[:200]}")
+            found: dict[str, Any] = answer.json()
+            return found
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def metrics(self, base_url: str | None = None) -> list[Sample] | None:
+        """The samples of an instance's ``/metrics`` (the service URL by default: whichever
+        instance answers); ``None`` when they cannot be read — metrics are evidence here,
+        never a reason for a diagnosis to stop."""
+        try:
+            answer = await self.http.get(f"{base_url or self.target.service_url}/metrics")
+        except httpx.HTTPError:
+            return None
+        if answer.status_code != 200:
+            return None
+        return [s for f in text_string_to_metric_families(answer.text) for s in f.samples]
+
+
+def total(samples: list[Sample], name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels``."""
+    return sum(
+        s.value
+        for s in samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def utc(value: Any) -> datetime:
+    """A database timestamp as an aware UTC time: MariaDB gives naive datetimes (stored as
+    UTC), PostgreSQL aware ones, and some drivers text."""
+    at: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return at if at.tzinfo else at.replace(tzinfo=UTC)

@@ -17,9 +17,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from gameday.runbooks.context import RunbookError, Runtime
+from gameday.runbooks.context import RunbookError, Runtime, total
 from gameday.runbooks.model import Change, Diagnosis, Finding
 
 _PG = """
@@ -60,17 +58,12 @@ def _state(row: Any, postgres: bool) -> str:
 
 
 async def _pool(rt: Runtime) -> str:
-    try:
-        answer = await rt.http.get("/metrics")
-    except Exception:  # evidence only
+    samples = await rt.metrics()
+    if samples is None:
         return "pool use: /metrics not readable"
-    if answer.status_code != 200:
-        return f"pool use: /metrics answered {answer.status_code}"
-    found: dict[str, float] = {}
-    for family in text_string_to_metric_families(answer.text):
-        for sample in family.samples:
-            if sample.name in ("bookings_db_pool_in_use", "bookings_db_pool_size"):
-                found[sample.name] = found.get(sample.name, 0.0) + sample.value
+    found = {
+        name: total(samples, name) for name in ("bookings_db_pool_in_use", "bookings_db_pool_size")
+    }
     size = found.get("bookings_db_pool_size")
     if not size:
         return "pool use: the service exports no pool metrics"

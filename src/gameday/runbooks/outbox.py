@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 
-from gameday.runbooks.context import RunbookError, Runtime
+from gameday.runbooks.context import RunbookError, Runtime, utc
 from gameday.runbooks.model import Change, Diagnosis, Finding
 
 _QUEUE = (
@@ -36,18 +35,13 @@ _LIMIT = 20
 _MAX_CHANGES = 1000
 
 
-def _utc(value: Any) -> datetime:
-    at: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 async def diagnose(rt: Runtime) -> Diagnosis:
     now = datetime.now(UTC)
     rows = await rt.rows(_QUEUE)
     counts = Counter({str(r["status"]): int(r["n"]) for r in await rt.rows(_COUNTS)})
     untold = [int(r["id"]) for r in await rt.rows(_UNTOLD)]
     late = now - timedelta(seconds=rt.older_than_s)
-    overdue = [r for r in rows if r["status"] == "pending" and _utc(r["next_attempt_at"]) < late]
+    overdue = [r for r in rows if r["status"] == "pending" and utc(r["next_attempt_at"]) < late]
     dead = [r for r in rows if r["status"] == "dead"]
     changes = [
         Change(
@@ -85,7 +79,7 @@ async def diagnose(rt: Runtime) -> Diagnosis:
             )
         )
     if overdue:
-        oldest = min(_utc(r["next_attempt_at"]) for r in overdue)
+        oldest = min(utc(r["next_attempt_at"]) for r in overdue)
         findings.append(
             Finding(
                 f"{len(overdue)} message(s) overdue by more than {rt.older_than_s:g} s (oldest "
@@ -147,10 +141,11 @@ async def mend(rt: Runtime, change: Change, _incident: str) -> str:
         return f"message {outbox_id} queued again"
     if change.action == "resend_confirmation":
         booking = change.subject.removeprefix("booking:")
-        answer = await rt.admin("POST", f"/admin/bookings/{booking}/resend-confirmation")
-        if answer.status_code != 202:
-            raise RunbookError(
-                f"resend for booking {booking}: {answer.status_code} {answer.text[:200]}"
-            )
+        await rt.admin(
+            "POST",
+            f"/admin/bookings/{booking}/resend-confirmation",
+            expect=202,
+            what=f"resend for booking {booking}",
+        )
         return f"confirmation for booking {booking} queued"
     raise RunbookError(f"outbox-backlog cannot {change.action}")

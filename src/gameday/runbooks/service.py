@@ -21,7 +21,6 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from gameday.drill.target import SAFEGUARD_FLAGS
 from gameday.runbooks.context import RunbookError, Runtime
@@ -43,24 +42,21 @@ class Traffic:
     )
 
     def p95(self, route: str) -> float | None:
-        """The upper bound of the bucket holding the 95th percentile (seconds)."""
+        """The 95th percentile (seconds), estimated as Prometheus' ``histogram_quantile``
+        does: linear within the bucket that holds it; the highest finite bound if that
+        bucket is ``+Inf``."""
         cumulative = sorted(self.buckets.get(route, {}).items())
         total = cumulative[-1][1] if cumulative else 0
         if total <= 0:
             return None
-        return next((le for le, n in cumulative if n >= 0.95 * total), math.inf)
-
-
-def _samples(text: str) -> list[Any]:
-    return [s for family in text_string_to_metric_families(text) for s in family.samples]
-
-
-async def _scrape(http: httpx.AsyncClient, url: str) -> list[Any] | None:
-    try:
-        answer = await http.get(f"{url}/metrics")
-    except httpx.HTTPError:
-        return None
-    return _samples(answer.text) if answer.status_code == 200 else None
+        rank, lower, below = 0.95 * total, 0.0, 0.0
+        for upper, count in cumulative:
+            if count >= rank:
+                if math.isinf(upper):
+                    return lower
+                return lower + (upper - lower) * (rank - below) / max(count - below, 1e-9)
+            lower, below = upper, count
+        return lower  # pragma: no cover - the +Inf bucket holds every observation
 
 
 def _counters(samples: list[Any]) -> dict[tuple[str, str, str], float]:
@@ -78,10 +74,9 @@ async def traffic(rt: Runtime) -> tuple[Traffic, list[str]]:
     """What the instances served during ``rt.window_s``; the instances not readable."""
     window_s = rt.window_s
     urls = list(rt.target.instances) or [rt.target.service_url]
-    async with httpx.AsyncClient(timeout=10) as http:
-        first = await asyncio.gather(*(_scrape(http, u) for u in urls))
-        await asyncio.sleep(window_s)
-        second = await asyncio.gather(*(_scrape(http, u) for u in urls))
+    first = await asyncio.gather(*(rt.metrics(u) for u in urls))
+    await asyncio.sleep(window_s)
+    second = await asyncio.gather(*(rt.metrics(u) for u in urls))
     seen = Traffic()
     missing = []
     for url, a, b in zip(urls, first, second, strict=True):
@@ -120,10 +115,10 @@ async def set_flag(rt: Runtime, change: Change, _incident: str) -> str:
     if change.action != "set_flag":
         raise RunbookError(f"cannot {change.action} here")
     name, enabled = change.subject.removeprefix("flag:"), bool(change.detail["enabled"])
-    answer = await rt.admin("PUT", f"/admin/flags/{name}", json={"enabled": enabled})
-    if answer.status_code != 200:
-        raise RunbookError(f"flag {name}: {answer.status_code} {answer.text[:200]}")
-    return f"{name} = {answer.json().get(name)}"
+    found = await rt.admin(
+        "PUT", f"/admin/flags/{name}", json={"enabled": enabled}, what=f"flag {name}"
+    )
+    return f"{name} = {found.get(name)}"
 
 
 # -- redis-down -------------------------------------------------------------------------------

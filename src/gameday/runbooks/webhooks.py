@@ -14,12 +14,10 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import stripe
-from prometheus_client.parser import text_string_to_metric_families
 
-from gameday.runbooks.context import RunbookError, Runtime
+from gameday.runbooks.context import RunbookError, Runtime, total, utc
 from gameday.runbooks.model import Change, Diagnosis, Finding
 
 _FAILED = (
@@ -32,28 +30,12 @@ _LIMIT = 20
 _MAX_REPLAYS = 500
 
 
-def _utc(value: Any) -> datetime:
-    at: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 async def _rejected(rt: Runtime) -> float | None:
     """Signature rejections the answering instance counted (``None``: not readable)."""
-    try:
-        answer = await rt.http.get("/metrics")
-    except Exception:  # evidence only: the diagnosis goes on without it
+    samples = await rt.metrics()
+    if samples is None:
         return None
-    if answer.status_code != 200:
-        return None
-    total = 0.0
-    for family in text_string_to_metric_families(answer.text):
-        for sample in family.samples:
-            if (
-                sample.name == "bookings_webhooks_total"
-                and sample.labels.get("outcome") == "rejected"
-            ):
-                total += sample.value
-    return total
+    return total(samples, "bookings_webhooks_total", outcome="rejected")
 
 
 def _pending_at_provider(rt: Runtime) -> tuple[int, float | None]:
@@ -74,9 +56,7 @@ async def diagnose(rt: Runtime) -> Diagnosis:
     rows = await rt.rows(_FAILED)
     failed = [r for r in rows if r["status"] == "failed"]
     stuck = [
-        r
-        for r in rows
-        if r["status"] == "processing" and _utc(r["received_at"]) < now - STUCK_AFTER
+        r for r in rows if r["status"] == "processing" and utc(r["received_at"]) < now - STUCK_AFTER
     ]
     rejected = await _rejected(rt)
     pending, oldest = await asyncio.to_thread(_pending_at_provider, rt)
@@ -149,7 +129,5 @@ async def replay(rt: Runtime, change: Change, _incident: str) -> str:
     if change.action != "replay_event":
         raise RunbookError(f"webhook-failure cannot {change.action}")
     event = change.subject.removeprefix("event:")
-    answer = await rt.admin("POST", f"/admin/webhooks/{event}/replay")
-    if answer.status_code != 200:
-        raise RunbookError(f"replay of {event}: {answer.status_code} {answer.text[:200]}")
-    return f"{event}: {answer.json().get('outcome', '?')}"
+    found = await rt.admin("POST", f"/admin/webhooks/{event}/replay", what=f"replay of {event}")
+    return f"{event}: {found.get('outcome', '?')}"

@@ -7,6 +7,7 @@ second run, and never refund twice."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,18 +20,11 @@ from typer.testing import CliRunner
 
 from gameday.checkers.readers import read_provider
 from gameday.cli import app
-from gameday.cli_drill import embedded_target
 from gameday.drill import probes
-from gameday.drill.context import DrillContext
-from gameday.drill.preflight import run_preflight
-from gameday.drill.shop import Shop
-from gameday.history import HistoryWriter
-from gameday.load.client import HttpClient
-from gameday.load.driver import Driver
 from gameday.runbooks.bookings import clusters
-from gameday.runbooks.context import RunbookTarget, Runtime
 from gameday.stack.options import StackOptions
 from gameday.stack.stack import Stack
+from tests.gameday.runbooks.support import drill_context, latest_plan, query, said
 
 pytestmark = [pytest.mark.slow]
 runner = CliRunner()
@@ -44,25 +38,13 @@ class Trouble:
 
 
 async def _make_trouble(stack: Stack, out: Path) -> Trouble:
-    target = embedded_target(stack)
-    history = HistoryWriter(out / "history.jsonl")
-    driver = Driver(history, timeout_s=10.0)
-    clients = {"ingress": HttpClient(target.base_url, connections=64)}
-    ctx = DrillContext(
-        target, Shop(target, driver, clients), driver, history, pace="fast", seed=11, stack=stack
-    )
-    try:
-        await run_preflight(ctx, out, "test", "")  # logs in, lists the resources
+    async with drill_context(stack, out, seed=11) as ctx:
         for _ in range(2):
             await probes.pay_storm(ctx, parallel=12, keys="mixed")
         storm = sorted(ctx.bookings)
         ctx.new_scenario()
         await probes.slot_race(ctx, users=8, rounds=2)
         return Trouble(stack, storm, sorted(ctx.bookings))
-    finally:
-        for client in clients.values():
-            await client.close()
-        history.close()
 
 
 @pytest.fixture(scope="module")
@@ -90,15 +72,6 @@ def _runbook(stack: Stack, out: Path, name: str, *args: str) -> Any:
     )
 
 
-def _said(done: Any) -> str:
-    return " ".join(done.output.split())
-
-
-def _plan(out: Path) -> dict[str, Any]:
-    plans = sorted((out / "plans").glob("*.json"), key=lambda p: p.stat().st_mtime)
-    return dict(orjson.loads(plans[-1].read_bytes()))
-
-
 def _audit(out: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in (out / "audit.jsonl").read_bytes().splitlines()]
 
@@ -115,16 +88,10 @@ def _refunds(stack: Stack) -> int:
 
 
 async def _db_rows(stack: Stack) -> dict[str, Any]:
-    rt = Runtime(RunbookTarget.of_stack(stack.id))
-    try:
-        bookings = await rt.rows("SELECT id, status FROM bookings ORDER BY id")
-        payments = await rt.rows("SELECT id, status FROM payments ORDER BY id")
-        return {
-            "bookings": [tuple(r.values()) for r in bookings],
-            "payments": [tuple(r.values()) for r in payments],
-        }
-    finally:
-        await rt.close()
+    return {
+        table: await query(stack.database_url, f"SELECT id, status FROM {table} ORDER BY id")  # noqa: S608 - fixed names
+        for table in ("bookings", "payments")
+    }
 
 
 def _snapshot(stack: Stack) -> tuple[Any, ...]:
@@ -165,7 +132,7 @@ def test_payment_anomaly_finds_fixes_and_never_refunds_twice(
     found = _runbook(stack, tmp_path, "payment-anomaly")
     assert found.exit_code == 1, found.output
     assert _snapshot(stack) == before  # read-only: no row, intent or refund changed
-    plan = _plan(tmp_path)
+    plan = latest_plan(tmp_path)
     assert {c["subject"] for c in plan["changes"]} <= {i for ids in doubled.values() for i in ids}
     assert len(plan["changes"]) == extra
     assert {c["detail"]["booking_id"] for c in plan["changes"]} == {int(b) for b in doubled}
@@ -182,7 +149,7 @@ def test_payment_anomaly_finds_fixes_and_never_refunds_twice(
         "0.01",
     )
     assert capped.exit_code == 5, capped.output
-    assert "exceed --max-refund" in _said(capped)
+    assert "exceed --max-refund" in said(capped)
     unconfirmed = _runbook(stack, tmp_path, "payment-anomaly", "--apply", "--plan", plan["digest"])
     assert unconfirmed.exit_code == 5  # not on a terminal and no --yes
     assert _refunds(stack) == before[2]
@@ -191,7 +158,7 @@ def test_payment_anomaly_finds_fixes_and_never_refunds_twice(
         stack, tmp_path, "payment-anomaly", "--apply", "--plan", plan["digest"], "--yes"
     )
     assert applied.exit_code == 0, applied.output
-    assert f"duplicate_charges: {extra} → 0" in _said(applied)
+    assert f"duplicate_charges: {extra} → 0" in said(applied)
     assert _refunds(stack) == before[2] + extra
     record = _audit(tmp_path)[-1]
     assert (record["outcome"], record["who"], record["plan"]) == (
@@ -204,14 +171,14 @@ def test_payment_anomaly_finds_fixes_and_never_refunds_twice(
     assert all(c["ok"] for c in record["changes"])
 
     again = _runbook(stack, tmp_path, "payment-anomaly")
-    assert "duplicate_charges 0" in _said(again)
+    assert "duplicate_charges 0" in said(again)
     # The approved plan replayed: it has drifted (those intents are refunded now), and even
     # a forced re-refund would reuse the (incident, intent) key: the count cannot move.
     replay = _runbook(
         stack, tmp_path, "payment-anomaly", "--apply", "--plan", plan["digest"], "--yes"
     )
     assert replay.exit_code == 5
-    assert "drift" in _said(replay)
+    assert "drift" in said(replay)
     assert _refunds(stack) == before[2] + extra
     assert [r["outcome"] for r in _audit(tmp_path)][-1] == "refused"
 
@@ -234,7 +201,7 @@ def test_double_booking_keeps_one_per_slot_and_refunds_the_others(
     found = _runbook(stack, tmp_path, "double-booking")
     assert found.exit_code == 1, found.output
     assert _snapshot(stack) == before
-    plan = _plan(tmp_path)
+    plan = latest_plan(tmp_path)
     cancelled = {int(c["subject"].split(":")[1]) for c in plan["changes"]}
     assert cancelled <= set(trouble.race_bookings)
     assert len(cancelled) == len(trouble.race_bookings) - 2  # two races, one winner each kept
@@ -251,7 +218,7 @@ def test_double_booking_keeps_one_per_slot_and_refunds_the_others(
         "100",
     )
     assert applied.exit_code == 0, applied.output
-    assert "overlapping_bookings: " in _said(applied)
+    assert "overlapping_bookings: " in said(applied)
     rows = dict(asyncio.run(_db_rows(stack))["bookings"])
     kept = [b for b in trouble.race_bookings if rows[b] in ("held", "confirmed")]
     assert len(kept) == 2
@@ -263,33 +230,21 @@ def test_drift_between_plan_and_apply_is_refused(trouble: Trouble, tmp_path: Pat
     stack = trouble.stack
     asyncio.run(_make_race(stack, tmp_path, seed=101))
     assert _runbook(stack, tmp_path, "double-booking").exit_code == 1
-    plan = _plan(tmp_path)
+    plan = latest_plan(tmp_path)
     # The state moves after the plan was approved: another slot is sold twice.
     asyncio.run(_make_race(stack, tmp_path, seed=202))
     refused = _runbook(
         stack, tmp_path, "double-booking", "--apply", "--plan", plan["digest"], "--yes"
     )
     assert refused.exit_code == 5, refused.output
-    assert "drift" in _said(refused)
-    assert "newly needed: booking:" in _said(refused)
+    assert "drift" in said(refused)
+    assert "newly needed: booking:" in said(refused)
     assert _audit(tmp_path)[-1]["outcome"] == "refused"
 
 
 async def _make_race(stack: Stack, out: Path, seed: int) -> None:
-    target = embedded_target(stack)
-    history = HistoryWriter(out / f"race-{seed}.jsonl")
-    driver = Driver(history, timeout_s=10.0)
-    clients = {"ingress": HttpClient(target.base_url, connections=32)}
-    ctx = DrillContext(
-        target, Shop(target, driver, clients), driver, history, pace="fast", seed=seed, stack=stack
-    )
-    try:
-        await run_preflight(ctx, out, "test", "")
+    async with drill_context(stack, out, seed) as ctx:
         await probes.slot_race(ctx, users=6, rounds=1)
-    finally:
-        for client in clients.values():
-            await client.close()
-        history.close()
 
 
 def test_a_plan_edited_on_disk_is_refused(trouble: Trouble, tmp_path: Path) -> None:
@@ -301,7 +256,7 @@ def test_a_plan_edited_on_disk_is_refused(trouble: Trouble, tmp_path: Path) -> N
     path.write_bytes(orjson.dumps(data))
     done = _runbook(stack, tmp_path, "payment-anomaly", "--apply", "--plan", path.stem, "--yes")
     assert done.exit_code == 3
-    assert "was edited" in _said(done)
+    assert "was edited" in said(done)
 
 
 def test_without_a_stack_it_says_so_in_one_line(tmp_path: Path) -> None:
@@ -309,7 +264,7 @@ def test_without_a_stack_it_says_so_in_one_line(tmp_path: Path) -> None:
         app, ["runbook", "double-booking", "--stack", "nope", "--out", str(tmp_path)]
     )
     assert done.exit_code == 3
-    assert "no running embedded stack nope" in _said(done)
+    assert "no running embedded stack nope" in said(done)
     assert "Traceback" not in done.output
 
 
@@ -326,3 +281,14 @@ def test_clusters_link_chains_of_overlaps() -> None:
         [row(1, 9, 11), row(2, 10, 12), row(3, 11, 13), row(4, 14, 15), row(5, 15, 16)]
     )
     assert [[r["id"] for r in g] for g in found] == [[1, 2, 3]]
+
+
+def test_p95_is_interpolated_within_its_bucket_as_prometheus_does() -> None:
+    from gameday.runbooks.service import Traffic  # noqa: PLC0415
+
+    seen = Traffic()
+    seen.buckets["/r"].update({0.5: 50.0, 1.0: 90.0, 2.5: 100.0, math.inf: 100.0})
+    assert seen.p95("/r") == pytest.approx(1.0 + 1.5 * (95 - 90) / 10)
+    seen.buckets["/slow"].update({1.0: 0.0, 2.5: 0.0, math.inf: 10.0})
+    assert seen.p95("/slow") == 2.5  # beyond the last bound: the last bound
+    assert seen.p95("/none") is None
