@@ -1,7 +1,7 @@
 """Hold throughput of the bookings service, next to the same transaction sent straight to
 PostgreSQL through the driver in the same run.
 
-    .venv/bin/python bench/booking_throughput.py [--quick]
+    .venv/bin/python bench/booking_throughput.py [--quick] [--no-access-log]
 
 Creates a throw-away database on the PostgreSQL at 127.0.0.1:5432 (user postgres, trust
 auth), migrates it, inserts users and resources directly, and starts the service as one
@@ -646,6 +646,11 @@ def print_header(version: str, readiness: str) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="a small smoke run (seconds)")
+    parser.add_argument(
+        "--no-access-log",
+        action="store_true",
+        help="the service without its access_log table (to price the access log)",
+    )
     return parser.parse_args(argv)
 
 
@@ -654,10 +659,12 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    sizes = Sizes.choose(parse_args(argv).quick)
+    args = parse_args(argv)
+    sizes = Sizes.choose(args.quick)
     signal.signal(signal.SIGTERM, _terminate)
     database = f"bench_bookings_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     values = service_settings(database)
+    values["access_log_enabled"] = not args.no_access_log
     began = time.perf_counter()
     service: ServiceProcess | None = None
     try:

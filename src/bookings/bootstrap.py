@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
+from bookings.adapters.access_log import AccessLog
 from bookings.adapters.breaker import BreakerState, CircuitBreaker
 from bookings.adapters.cache import AvailabilityCache
 from bookings.adapters.db import Database
@@ -29,6 +30,7 @@ from bookings.services.maintenance import Maintenance
 from bookings.services.outbox import Outbox
 from bookings.services.payments import Payments
 from bookings.services.reconcile import Reconciler
+from bookings.services.revocation import Revocations
 from bookings.services.settlement import Settlement
 from bookings.services.webhooks import Webhooks
 from bookings.settings import Settings
@@ -51,6 +53,8 @@ class Container:
     gateway: PaymentGateway
     tokens: Tokens
     auth: Auth
+    revocations: Revocations
+    access_log: AccessLog
     limiter: RateLimiter
     holds: Holds
     keys: IdempotencyStore
@@ -142,6 +146,8 @@ def build(settings: Settings, mailer: Mailer | None = None) -> Container:
     payments = Payments(ctx, stripe, settlement)
     webhooks = Webhooks(ctx, settlement)
     tokens = Tokens(s, ctx.now)
+    revocations = Revocations(ctx)
+    access_log = AccessLog(db, metrics, capacity=s.access_log_buffer)
     return Container(
         settings=s,
         metrics=metrics,
@@ -152,6 +158,8 @@ def build(settings: Settings, mailer: Mailer | None = None) -> Container:
         gateway=stripe,
         tokens=tokens,
         auth=Auth(s, db, tokens),
+        revocations=revocations,
+        access_log=access_log,
         limiter=RateLimiter(
             redis, flags, per_minute=s.rate_limit_per_minute, prefix=s.redis_key_prefix
         ),
@@ -162,9 +170,15 @@ def build(settings: Settings, mailer: Mailer | None = None) -> Container:
         webhooks=webhooks,
         outbox=outbox,
         admin=Admin(
-            ctx, holds=holds, payments=payments, webhooks=webhooks, outbox=outbox, flags=flags
+            ctx,
+            holds=holds,
+            payments=payments,
+            webhooks=webhooks,
+            outbox=outbox,
+            flags=flags,
+            revocations=revocations,
         ),
-        maintenance=Maintenance(ctx, holds, outbox, settlement, keys),
+        maintenance=Maintenance(ctx, holds, outbox, settlement, keys, access_log=access_log),
         reconciler=Reconciler(ctx, stripe, settlement),
         stripe=stripe,
     )

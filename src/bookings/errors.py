@@ -157,6 +157,14 @@ class CacheUnavailable(Unavailable):
         super().__init__("the cache is unavailable and the fallback is disabled")
 
 
+class CheckoutFrozen(Unavailable):
+    code = "checkout_frozen"
+    retry_after_s = 60
+
+    def __init__(self) -> None:
+        super().__init__("checkout is paused while an incident is handled; retry later")
+
+
 class Overloaded(Unavailable):
     code = "overloaded"
 

@@ -50,6 +50,9 @@ def make_server(container: Container, log_level: str = "warning") -> uvicorn.Ser
         timeout_graceful_shutdown=10,
         backlog=2048,
         log_config=None,
+        # X-Forwarded-For names the client only when a trusted proxy sent it.
+        proxy_headers=bool(container.settings.trusted_proxies.strip()),
+        forwarded_allow_ips=container.settings.trusted_proxies.strip() or None,
     )
     return uvicorn.Server(config)
 

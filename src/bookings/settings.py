@@ -48,6 +48,19 @@ class Settings(BaseSettings):
     access_token_ttl_s: float = Field(default=900.0, gt=0, le=86_400)
     refresh_token_ttl_s: float = Field(default=86_400.0, gt=0, le=30 * 86_400)
     min_token_ttl_s: float = Field(default=1.0, gt=0)
+    # A revocation (POST /admin/users/{id}/revoke-tokens) holds at once on the worker that
+    # made it and within this many seconds on every other.
+    revocation_cache_ttl_s: float = Field(default=2.0, ge=0, le=60)
+
+    # Who asked for what (the access_log table, read by the `security` runbook). The
+    # source is the peer's address, or X-Forwarded-For when the peer is one of
+    # trusted_proxies (comma-separated addresses or networks, "*" for any, "" for none): a
+    # source is only as true as this list, so set it to the load balancers' addresses.
+    access_log_enabled: bool = True
+    access_log_buffer: int = Field(default=10_000, ge=100, le=1_000_000)
+    access_log_flush_s: float = Field(default=1.0, gt=0, le=60)
+    access_log_retention_s: float = Field(default=7 * 86_400.0, gt=0)
+    trusted_proxies: str = "127.0.0.1,::1"
 
     # The booking business.
     hold_ttl_s: float = Field(default=900.0, gt=0)

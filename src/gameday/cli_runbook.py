@@ -10,15 +10,18 @@ verified), 1 problems found (or still there after an apply), 2 bad input, 3 coul
 from __future__ import annotations
 
 import asyncio
+import inspect
+import ipaddress
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from gameday.runbooks import security
 from gameday.runbooks.catalog import RUNBOOKS
 from gameday.runbooks.context import RunbookError, RunbookTarget, Runtime
 from gameday.runbooks.engine import (
@@ -119,9 +122,10 @@ def _run(
     who: str,
     older_than_s: float,
     window_s: float,
+    scope: dict[str, Any],
 ) -> int:
     async def go() -> int:
-        rt = Runtime(target, older_than_s=older_than_s, window_s=window_s)
+        rt = Runtime(target, older_than_s=older_than_s, window_s=window_s, scope=scope)
         try:
             if not do_apply:
                 found, plan = await diagnose(rb, rt, incident)
@@ -161,53 +165,99 @@ def _print_plan_only(plan: Plan) -> None:
     )
 
 
-def _command(rb: Runbook) -> None:
-    def command(
-        stack: Annotated[
-            str | None, typer.Option(help="A running embedded stack (default: the newest).")
-        ] = None,
-        target: Annotated[
+def _source(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an IP address") from None
+
+
+def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=annotation)  # fmt: skip
+
+
+# The options every runbook takes.
+_COMMON = [
+    _option(
+        "stack",
+        Annotated[str | None, typer.Option(help="A running embedded stack (default: the newest).")],
+        None,
+    ),
+    _option(
+        "target",
+        Annotated[
             Path | None,
             typer.Option(
                 help="A target profile (database, service, provider).", exists=True, dir_okay=False
             ),
-        ] = None,
-        incident: Annotated[
+        ],
+        None,
+    ),
+    _option(
+        "incident",
+        Annotated[
             str | None,
             typer.Option(
                 help="Incident id; it keys the provider refunds (default: INC-<date>-<runbook>)."
             ),
-        ] = None,
-        do_apply: Annotated[
-            bool, typer.Option("--apply", help="Apply the plan given with --plan.")
-        ] = False,
-        plan: Annotated[
-            str | None, typer.Option(help="The plan digest a diagnosis printed.")
-        ] = None,
-        yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
-        max_refund: Annotated[
+        ],
+        None,
+    ),
+    _option(
+        "do_apply",
+        Annotated[bool, typer.Option("--apply", help="Apply the plan given with --plan.")],
+        False,
+    ),
+    _option(
+        "plan",
+        Annotated[str | None, typer.Option(help="The plan digest a diagnosis printed.")],
+        None,
+    ),
+    _option(
+        "yes", Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")], False
+    ),
+    _option(
+        "max_refund",
+        Annotated[
             float | None,
             typer.Option(
                 min=0,
                 help="Refuse the whole plan if it refunds more than this "
                 "(currency units, per currency).",
             ),
-        ] = None,
-        max_rows: Annotated[
+        ],
+        None,
+    ),
+    _option(
+        "max_rows",
+        Annotated[
             int | None, typer.Option(min=0, help="Refuse the whole plan past this many rows.")
-        ] = None,
-        who: Annotated[
-            str | None, typer.Option(help="Who runs it (audit; default: $USER).")
-        ] = None,
-        older_than: Annotated[
+        ],
+        None,
+    ),
+    _option(
+        "who",
+        Annotated[str | None, typer.Option(help="Who runs it (audit; default: $USER).")],
+        None,
+    ),
+    _option(
+        "older_than",
+        Annotated[
             float,
             typer.Option(
                 min=0,
                 max=86_400,
                 help="Seconds past which a runbook acts (db-connections: idle transactions).",
             ),
-        ] = 60.0,
-        window: Annotated[
+        ],
+        60.0,
+    ),
+    _option(
+        "window",
+        Annotated[
             float,
             typer.Option(
                 min=0.5,
@@ -215,39 +265,128 @@ def _command(rb: Runbook) -> None:
                 help="Seconds between two scrapes of each instance's metrics (error-spike, "
                 "slow-responses: rates now, not since start).",
             ),
-        ] = 5.0,
-        out: Annotated[Path, typer.Option(help="Plans and audit.jsonl go here.")] = Path(
-            "gameday-runbooks"
-        ),
-    ) -> None:
-        if do_apply != (plan is not None):
-            raise typer.BadParameter("--apply and --plan go together", param_hint="--plan")
-        day = datetime.now(UTC).strftime("%Y%m%d")
-        caps = Caps(None if max_refund is None else round(max_refund * 100), max_rows)
-        try:
-            code = _run(
-                rb,
-                _target(stack, target),
-                do_apply=do_apply,
-                plan_digest=plan,
-                incident=incident or f"INC-{day}-{rb.name}",
-                store=Store(out),
-                caps=caps,
-                yes=yes,
-                who=who_am_i(who),
-                older_than_s=older_than,
-                window_s=window,
-            )
-        except Refused as refused:
-            console.print(f"[bold red]refused:[/] {refused}")
-            for line in refused.details:
-                console.print(f"  {line}")
-            raise typer.Exit(EXIT_REFUSED) from None
-        except RunbookError as error:
-            console.print(f"[bold red]cannot run {rb.name}:[/] {error}")
-            raise typer.Exit(EXIT_CANNOT_RUN) from None
-        raise typer.Exit(code)
+        ],
+        5.0,
+    ),
+    _option(
+        "out",
+        Annotated[Path, typer.Option(help="Plans and audit.jsonl go here.")],
+        Path("gameday-runbooks"),
+    ),
+]
 
+# A runbook's own options: they scope its diagnosis, and the plan carries them to the apply.
+_SCOPES: dict[str, list[inspect.Parameter]] = {
+    "security": [
+        _option(
+            "source",
+            Annotated[
+                str | None,
+                typer.Option(
+                    callback=_source,
+                    help="An address: what it asked for; revoke the tokens of every account "
+                    "it used.",
+                ),
+            ],
+            None,
+        ),
+        _option(
+            "user",
+            Annotated[
+                int | None,
+                typer.Option(min=1, help="A user id: where it was used from; revoke its tokens."),
+            ],
+            None,
+        ),
+        _option(
+            "since_s",
+            Annotated[
+                float,
+                typer.Option(
+                    "--since", min=1, max=30 * 86_400, help="Look back this many seconds."
+                ),
+            ],
+            security.DEFAULT_SINCE_S,
+        ),
+    ],
+    "payment-anomaly": [
+        _option(
+            "freeze",
+            Annotated[
+                bool,
+                typer.Option(
+                    "--freeze-checkout",
+                    help="Plan the freeze of checkout (new holds and payments get 503) "
+                    "before the refunds.",
+                ),
+            ],
+            False,
+        ),
+        _option(
+            "reopen",
+            Annotated[
+                bool,
+                typer.Option(
+                    "--reopen-checkout",
+                    help="Plan reopening checkout, once no duplicate charge is left to refund.",
+                ),
+            ],
+            False,
+        ),
+    ],
+}
+
+
+def _invoke(rb: Runbook, given: dict[str, Any], scope: dict[str, Any]) -> None:
+    do_apply, plan = given["do_apply"], given["plan"]
+    if do_apply != (plan is not None):
+        raise typer.BadParameter("--apply and --plan go together", param_hint="--plan")
+    if do_apply and any(v for k, v in scope.items() if k != "since_s"):
+        raise typer.BadParameter(
+            "the plan carries the diagnosis's own options; give only --apply --plan",
+            param_hint="--plan",
+        )
+    if scope.get("freeze") and scope.get("reopen"):
+        raise typer.BadParameter("choose one", param_hint="--freeze-checkout/--reopen-checkout")
+    max_refund = given["max_refund"]
+    day = datetime.now(UTC).strftime("%Y%m%d")
+    try:
+        code = _run(
+            rb,
+            _target(given["stack"], given["target"]),
+            do_apply=do_apply,
+            plan_digest=plan,
+            incident=given["incident"] or f"INC-{day}-{rb.name}",
+            store=Store(given["out"]),
+            caps=Caps(None if max_refund is None else round(max_refund * 100), given["max_rows"]),
+            yes=given["yes"],
+            who=who_am_i(given["who"]),
+            older_than_s=given["older_than"],
+            window_s=given["window"],
+            scope={k: v for k, v in scope.items() if v not in (None, False)},
+        )
+    except Refused as refused:
+        console.print(f"[bold red]refused:[/] {refused}")
+        for line in refused.details:
+            console.print(f"  {line}")
+        raise typer.Exit(EXIT_REFUSED) from None
+    except RunbookError as error:
+        console.print(f"[bold red]cannot run {rb.name}:[/] {error}")
+        raise typer.Exit(EXIT_CANNOT_RUN) from None
+    raise typer.Exit(code)
+
+
+def _command(rb: Runbook) -> None:
+    own = _SCOPES.get(rb.name, [])
+    names = {p.name for p in own}
+
+    def command(**given: Any) -> None:
+        _invoke(rb, given, {k: given.pop(k) for k in list(given) if k in names})
+
+    # Typer reads a command's options from its signature: the common ones plus its own.
+    params = [*_COMMON, *own]
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
     command.__doc__ = (
         f"{rb.summary[0].upper()}{rb.summary[1:]} (severity {rb.severity}; drill scenario "
         f"{rb.scenario}). Read-only unless --apply --plan DIGEST."

@@ -34,6 +34,7 @@ from bookings.server import ServiceServer, bind, url_of
 from bookings.services.auth import Principal, Tokens
 from bookings.services.schema import migrate
 from bookings.settings import Settings
+from gameday.stack.processes import free_port
 from stripe_emulator import EmulatorServer
 
 T = TypeVar("T")
@@ -46,18 +47,12 @@ SERVER_URLS = {
 # Children before parents, for deleting everything between tests.
 TABLES = [
     "payment_transitions", "outbox", "payments", "idempotency_keys", "webhook_events",
-    "audit_log", "feature_flags", "slots", "bookings", "resources", "users",
+    "audit_log", "feature_flags", "slots", "bookings", "resources", "users", "access_log",
 ]  # fmt: skip
 
 
 def run(coro: Awaitable[T]) -> T:
     return asyncio.run(coro)  # type: ignore[arg-type]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---------------------------------------------------------------- databases

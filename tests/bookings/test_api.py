@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import re
 import socket
 import time
@@ -114,7 +115,8 @@ def test_login_returns_a_working_token_pair(pg: ScratchDatabase, stack: Stack) -
     assert pair["expires_in"] == stack.settings.access_token_ttl_s
     access, refresh = claims(pair["access_token"]), claims(pair["refresh_token"])
     assert (access["sub"], access["typ"], refresh["typ"]) == (str(user), "access", "refresh")
-    assert access["exp"] - access["iat"] == stack.settings.access_token_ttl_s
+    # iat carries the fraction of a second (revocation compares it); exp whole seconds.
+    assert access["exp"] - math.floor(access["iat"]) == stack.settings.access_token_ttl_s
     mine = stack.http.get("/resources", headers=bearer(pair["access_token"]))
     assert mine.status_code == 200, mine.text
 
@@ -139,14 +141,14 @@ def test_ttl_shortens_the_access_token_but_never_lengthens_it(
     long = login(stack, "alice@example.test", PASSWORD, ttl_s=86_400).json()
     assert short["expires_in"] == 5
     access = claims(short["access_token"])
-    assert access["exp"] - access["iat"] == 5
+    assert access["exp"] - math.floor(access["iat"]) == 5
     ceiling = stack.settings.access_token_ttl_s
     assert long["expires_in"] == ceiling
     access = claims(long["access_token"])
-    assert access["exp"] - access["iat"] == ceiling
+    assert access["exp"] - math.floor(access["iat"]) == ceiling
     # The refresh token is not shortened along with the access token.
     refresh = claims(short["refresh_token"])
-    assert refresh["exp"] - refresh["iat"] == stack.settings.refresh_token_ttl_s
+    assert refresh["exp"] - math.floor(refresh["iat"]) == stack.settings.refresh_token_ttl_s
     assert_error(login(stack, "alice@example.test", PASSWORD, ttl_s=0), 422, "validation_error")
     # A token the service issued itself expires when it says (exp <= iat + 1 s here).
     quick = login(stack, "alice@example.test", PASSWORD, ttl_s=1).json()["access_token"]
@@ -610,14 +612,15 @@ def admin_routes() -> list[tuple[str, str]]:
 
 def concrete(path: str) -> str:
     for name, example in (("{booking_id}", "1"), ("{payment_id}", "1"), ("{event_id}", "evt_1"),
-                          ("{name}", PAYMENT_IDEMPOTENCY_ENFORCED)):  # fmt: skip
+                          ("{name}", PAYMENT_IDEMPOTENCY_ENFORCED),
+                          ("{user_id}", "987654321")):  # fmt: skip
         path = path.replace(name, example)
     return path
 
 
 def test_every_admin_route_refuses_callers_without_admin_rights(stack: Stack, world: World) -> None:
     routes = admin_routes()
-    assert len(routes) == 7
+    assert len(routes) == 8
     admin_user = stack.tokens.issue(Principal(world.admin, Role.ADMIN, Tier.NORMAL)).access_token
     customer = stack.headers(world.customers[0])
     for method, path in routes:
@@ -802,7 +805,8 @@ EXPECTED_ROUTES = {
     ("POST", "/admin/payments/{payment_id}/refund"),
     ("POST", "/admin/bookings/{booking_id}/resend-confirmation"),
     ("GET", "/admin/webhooks/failed"), ("POST", "/admin/webhooks/{event_id}/replay"),
-    ("GET", "/admin/flags"), ("PUT", "/admin/flags/{name}"), ("GET", "/health/live"),
+    ("GET", "/admin/flags"), ("PUT", "/admin/flags/{name}"),
+    ("POST", "/admin/users/{user_id}/revoke-tokens"), ("GET", "/health/live"),
     ("GET", "/health/ready"), ("GET", "/health/full"),
 }  # fmt: skip
 

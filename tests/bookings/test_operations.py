@@ -62,8 +62,9 @@ COMMANDS = {
     "expire-holds": ("Release holds past their expiry now", ["--database-url"]),
 }
 TABLES = {
-    "alembic_version", "audit_log", "bookings", "feature_flags", "idempotency_keys", "outbox",
-    "payment_transitions", "payments", "resources", "slots", "users", "webhook_events",
+    "access_log", "alembic_version", "audit_log", "bookings", "feature_flags",
+    "idempotency_keys", "outbox", "payment_transitions", "payments", "resources", "slots",
+    "users", "webhook_events",
 }  # fmt: skip
 SEEDED = (
     "drill data created: 20 customers, 10 premium, 15 guides with 1050 overlapping slots, "

@@ -24,6 +24,10 @@ BOOKING_ATOMIC_LOCKING = "BOOKING_ATOMIC_LOCKING"
 REDIS_OPTIONAL_FALLBACK = "REDIS_OPTIONAL_FALLBACK"
 WEBHOOK_DEDUP_ENABLED = "WEBHOOK_DEDUP_ENABLED"
 GAMEDAY_VERBOSE_OBSERVABILITY = "GAMEDAY_VERBOSE_OBSERVABILITY"
+# An incident switch, not a safeguard: new holds and payments get 503 checkout_frozen while
+# it is on (webhooks, settlement, refunds and reads go on), as playbook 000 Part 5.1 asks
+# ("freeze new payment attempts") while duplicate charges are reconciled.
+CHECKOUT_FROZEN = "CHECKOUT_FROZEN"
 
 DEFAULTS = {
     PAYMENT_IDEMPOTENCY_ENFORCED: True,
@@ -31,6 +35,7 @@ DEFAULTS = {
     REDIS_OPTIONAL_FALLBACK: True,
     WEBHOOK_DEDUP_ENABLED: True,
     GAMEDAY_VERBOSE_OBSERVABILITY: False,
+    CHECKOUT_FROZEN: False,
 }
 SAFEGUARDS = frozenset(
     {PAYMENT_IDEMPOTENCY_ENFORCED, BOOKING_ATOMIC_LOCKING, WEBHOOK_DEDUP_ENABLED}

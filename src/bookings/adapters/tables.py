@@ -58,6 +58,9 @@ users = sa.Table(
     sa.Column("tier", sa.String(16), nullable=False, server_default="normal"),
     sa.Column("gameday", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # Access and refresh tokens issued before this are refused (NULL: none revoked).
+    sa.Column("tokens_valid_after", UTCDateTime, nullable=True),
+    sa.Index("ix_users_tokens_valid_after", "tokens_valid_after"),
 )
 
 resources = sa.Table(
@@ -206,4 +209,26 @@ audit_log = sa.Table(
     sa.Column("action", sa.String(64), nullable=False),
     sa.Column("subject", sa.String(128), nullable=False),
     sa.Column("detail", sa.Text, nullable=False),
+)
+
+# One row per request: who (user, source address) asked for what (method, route template)
+# and got what. No query strings, bodies or headers. Written in batches, pruned by age.
+access_log = sa.Table(
+    "access_log",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("route", sa.String(200), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("user_id", Id, nullable=True),
+    # When the request's token was issued: a use after a revocation with a token from
+    # before it is a dead token still in flight, not a live one.
+    sa.Column("token_issued_at", UTCDateTime, nullable=True),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Index("ix_access_log_source_at", "source", "at"),
+    sa.Index("ix_access_log_user_at", "user_id", "at"),
+    sa.Index("ix_access_log_at", "at"),
 )

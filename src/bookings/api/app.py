@@ -36,18 +36,27 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await c.prepare()
         await c.flags.refresh()
-        task = None
+        tasks = []
         if c.settings.run_background_jobs:
-            task = asyncio.create_task(c.maintenance.run(), name="bookings-maintenance")
+            tasks.append(asyncio.create_task(c.maintenance.run(), name="bookings-maintenance"))
+        if c.settings.access_log_enabled:
+            tasks.append(
+                asyncio.create_task(
+                    c.access_log.run(c.settings.access_log_flush_s), name="bookings-access-log"
+                )
+            )
         log.info("bookings started", unsafe=c.settings.unsafe_no_safeguards)
         try:
             yield
         finally:
             log.info("bookings stopping")
-            if task is not None:
+            for task in tasks:
                 task.cancel()
-                await _within("background jobs", asyncio.wait([task]))
+            if tasks:
+                await _within("background jobs", asyncio.wait(tasks))
             await _within("requests past their deadline", detached.drain(grace_s=2.0))
+            if c.settings.access_log_enabled:  # after them: they are logged too
+                await _within("writing the access log", c.access_log.flush_quietly())
             await _within("closing connections", c.close())
             log.info("bookings stopped")
 
@@ -64,5 +73,6 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     # Outermost first: the request id wraps everything, shedding happens inside it.
     app.add_middleware(LoadShedding, metrics=c.metrics, limit=c.settings.max_in_flight,
                        deadline_s=c.settings.request_deadline_s, detached=detached)  # fmt: skip
-    app.add_middleware(RequestContext, metrics=c.metrics)
+    access = c.access_log if c.settings.access_log_enabled else None
+    app.add_middleware(RequestContext, metrics=c.metrics, access=access)
     return app

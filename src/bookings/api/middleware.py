@@ -1,6 +1,7 @@
-"""Pure ASGI middleware (no body buffering): correlation ids, access logs, request
-metrics, load shedding and the request deadline (which runs each request as a task of its
-own, so the answer can leave at the deadline while the work finishes)."""
+"""Pure ASGI middleware (no body buffering): correlation ids, access logs (a log line and
+an access_log row), request metrics, load shedding and the request deadline (which runs
+each request as a task of its own, so the answer can leave at the deadline while the work
+finishes)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import re
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bookings.adapters.access_log import AccessLog, Entry
 from bookings.observability.metrics import Metrics
 
 log = structlog.get_logger("bookings.access")
@@ -21,7 +24,8 @@ INTERNAL_ERROR = {"error": "internal_error", "message": "an unexpected error occ
 OVERLOADED = {"error": "overloaded", "message": "the service is at capacity; retry shortly"}
 DEADLINE = {"error": "deadline_exceeded", "message": "the request took too long; retry shortly"}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-_UNSHED = ("/health/", "/metrics")
+# Health checks and scrapes: never shed, never in the access log (a scraper would drown it).
+_OPERATIONAL = ("/health/", "/metrics")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -56,9 +60,10 @@ class RequestContext:
     cross services) and generated otherwise; it is echoed back either way.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access: AccessLog | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.access = access
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,6 +76,8 @@ class RequestContext:
         started = time.perf_counter()
         status = 0
         recorded = False
+        # The dict behind request.state, where authentication names the user.
+        state = scope.setdefault("state", {})
 
         def record() -> None:
             """Once per request, before its last byte leaves: a client that reads /metrics
@@ -84,8 +91,29 @@ class RequestContext:
             method = scope["method"]
             self.metrics.requests.labels(route, method, str(status)).inc()
             self.metrics.latency.labels(route, method).observe(elapsed)
+            duration_ms = round(elapsed * 1000, 2)
             log.info("request", method=method, route=route, status=status,
-                     duration_ms=round(elapsed * 1000, 2))  # fmt: skip
+                     duration_ms=duration_ms)  # fmt: skip
+            if self.access is not None and not scope["path"].startswith(_OPERATIONAL):
+                client = scope.get("client")
+                user_id, issued = state.get("user_id"), state.get("token_issued_at")
+                self.access.record(
+                    Entry(
+                        at=datetime.now(UTC),
+                        source=str(client[0]) if client else "",
+                        method=method,
+                        route=route,
+                        status=status,
+                        user_id=user_id if isinstance(user_id, int) else None,
+                        token_issued_at=(
+                            datetime.fromtimestamp(issued, UTC)
+                            if isinstance(issued, float)
+                            else None
+                        ),
+                        duration_ms=duration_ms,
+                        request_id=req_id,
+                    )
+                )
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -176,7 +204,7 @@ class LoadShedding:
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(_UNSHED):
+        if scope["type"] != "http" or scope["path"].startswith(_OPERATIONAL):
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:

@@ -117,6 +117,10 @@ class FlagUpdate(Strict):
     enabled: bool
 
 
+class RevokeRequest(Strict):
+    reason: str = Field(default="", max_length=200, pattern=r"^[^\x00]*$")
+
+
 class WebhookAck(BaseModel):
     received: bool = True
     outcome: str

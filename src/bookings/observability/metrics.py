@@ -106,6 +106,16 @@ class Metrics:
         self.emails = Counter(
             "bookings_emails_total", "Email deliveries by outcome.", ["outcome"], registry=r
         )
+        self.access_log_dropped = Counter(
+            "bookings_access_log_dropped_total",
+            "Access log rows dropped because the buffer was full (database unreachable).",
+            registry=r,
+        )
+        self.tokens_revoked = Counter(
+            "bookings_revoked_tokens_refused_total",
+            "Requests refused because their token was issued before a revocation.",
+            registry=r,
+        )
         self.unsafe = Gauge(
             "bookings_unsafe_variant", "1 when every safeguard is switched off.", registry=r
         )

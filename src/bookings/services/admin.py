@@ -1,4 +1,5 @@
-"""What an operator does during an incident: cancel, refund, resend, replay, flip flags.
+"""What an operator does during an incident: cancel, refund, resend, replay, flip flags,
+revoke a user's tokens.
 
 Every action is written to the audit log with the actor, so the drill's timeline can show
 who changed what.
@@ -7,6 +8,7 @@ who changed what.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -22,6 +24,7 @@ from bookings.services.context import Context
 from bookings.services.holds import Holds
 from bookings.services.outbox import Outbox, enqueue_confirmation
 from bookings.services.payments import Payments
+from bookings.services.revocation import Revocations
 from bookings.services.webhooks import Outcome, Webhooks
 
 
@@ -35,6 +38,7 @@ class Admin:
         webhooks: Webhooks,
         outbox: Outbox,
         flags: FlagStore,
+        revocations: Revocations,
     ) -> None:
         self._ctx = ctx
         self._holds = holds
@@ -42,6 +46,7 @@ class Admin:
         self._webhooks = webhooks
         self._outbox = outbox
         self._flags = flags
+        self._revocations = revocations
 
     async def audit(self, actor: str, action: str, subject: str, **detail: Any) -> None:
         async with self._ctx.db.transaction() as conn:
@@ -97,3 +102,8 @@ class Admin:
         await self._flags.set(name, enabled, actor=actor, now=self._ctx.now())
         await self.audit(actor, "set_flag", f"flag:{name}", enabled=enabled)
         return await self._flags.all()
+
+    async def revoke_tokens(self, user_id: int, actor: str, reason: str) -> datetime:
+        at = await self._revocations.revoke(user_id)
+        await self.audit(actor, "revoke_tokens", f"user:{user_id}", reason=reason)
+        return at

@@ -54,6 +54,8 @@ class Principal:
     user_id: int
     role: Role
     tier: Tier
+    issued_at: float = 0.0
+    """When its token was issued (Unix seconds, with the fraction): revocation compares it."""
 
     @property
     def is_admin(self) -> bool:
@@ -81,7 +83,9 @@ class Tokens:
             "role": principal.role.value,
             "tier": principal.tier.value,
             "typ": kind,
-            "iat": issued,
+            # A fraction of a second, not PyJWT's whole seconds: a revocation must not
+            # catch the login that follows it within the same second.
+            "iat": issued.timestamp(),
             "exp": issued + timedelta(seconds=ttl_s),
             "jti": uuid.uuid4().hex,
         }
@@ -104,7 +108,7 @@ class Tokens:
                 token,
                 self._settings.jwt_secret,
                 algorithms=[ALGORITHM],
-                options={"require": ["exp", "sub", "typ"]},
+                options={"require": ["exp", "iat", "sub", "typ"]},
                 leeway=0,
             )
         except jwt.ExpiredSignatureError:
@@ -114,12 +118,14 @@ class Tokens:
         if claims.get("typ") != kind:
             raise AuthError(f"a {kind} token is required", code="invalid_token")
         try:
-            return Principal(int(claims["sub"]), Role(claims["role"]), Tier(claims["tier"]))
-        except (KeyError, ValueError):
+            return Principal(
+                int(claims["sub"]),
+                Role(claims["role"]),
+                Tier(claims["tier"]),
+                float(claims["iat"]),
+            )
+        except (KeyError, ValueError, TypeError):
             raise AuthError("the token is not valid", code="invalid_token") from None
-
-    def refresh(self, refresh_token: str, ttl_s: float | None = None) -> TokenPair:
-        return self.issue(self.decode(refresh_token, "refresh"), ttl_s)
 
 
 class Auth:

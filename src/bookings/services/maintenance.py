@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 import sqlalchemy as sa
 import structlog
 
+from bookings.adapters.access_log import AccessLog
 from bookings.adapters.tables import payments
 from bookings.errors import BookingsError
 from bookings.services.context import Context
@@ -35,12 +36,15 @@ class Maintenance:
         outbox: Outbox,
         settlement: Settlement,
         keys: IdempotencyStore,
+        *,
+        access_log: AccessLog,
     ) -> None:
         self._ctx = ctx
         self._holds = holds
         self._outbox = outbox
         self._settlement = settlement
         self._keys = keys
+        self._access_log = access_log
 
     async def retry_refunds(self) -> int:
         async with self._ctx.db.transaction() as conn:
@@ -53,6 +57,10 @@ class Maintenance:
         for payment_id in due:
             await self._settlement.refund_if_needed(payment_id)
         return len(due)
+
+    async def prune_access_log(self) -> int:
+        s = self._ctx.settings
+        return await self._access_log.prune(self._ctx.now(), s.access_log_retention_s)
 
     async def update_gauges(self) -> None:
         m, db = self._ctx.metrics, self._ctx.db
@@ -69,6 +77,7 @@ class Maintenance:
             ("outbox", self._outbox.deliver_due),
             ("refunds", self.retry_refunds),
             ("idempotency_purge", self._keys.purge),
+            ("access_log_prune", self.prune_access_log),
             ("gauges", self.update_gauges),
         ]
         for name, step in steps:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gameday.runbooks import bookings, database, outbox, payments, service, webhooks
+from gameday.runbooks import bookings, database, outbox, payments, security, service, webhooks
 from gameday.runbooks.engine import Runbook
 
 RUNBOOKS: dict[str, Runbook] = {
@@ -13,7 +13,7 @@ RUNBOOKS: dict[str, Runbook] = {
             "critical",
             1,
             "duplicate succeeded charges per booking, internal vs provider status; "
-            "refunds the extras through the provider",
+            "refunds the extras through the provider (checkout frozen meanwhile if asked)",
             payments.diagnose,
             payments.apply,
         ),
@@ -84,6 +84,15 @@ RUNBOOKS: dict[str, Runbook] = {
             "expired holds still blocking slots; releases them",
             bookings.diagnose_stuck_holds,
             bookings.cancel,
+        ),
+        Runbook(
+            "security",
+            "critical",
+            6,
+            "refused authentication per source, what one source did, where one account "
+            "was used from; revokes the tokens of the accounts involved",
+            security.diagnose,
+            security.revoke,
         ),
     )
 }

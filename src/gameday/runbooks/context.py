@@ -101,13 +101,21 @@ class Runtime:
     """One runbook run's connections; closed by ``close``."""
 
     def __init__(
-        self, target: RunbookTarget, *, older_than_s: float = 60.0, window_s: float = 5.0
+        self,
+        target: RunbookTarget,
+        *,
+        older_than_s: float = 60.0,
+        window_s: float = 5.0,
+        scope: Mapping[str, Any] | None = None,
     ) -> None:
         self.target = target
         self.older_than_s = older_than_s
+        """The age past which a runbook acts on something (an idle transaction…)."""
         self.window_s = window_s
         """Seconds between two scrapes of an instance's metrics (rates "now")."""
-        """The age past which a runbook acts on something (an idle transaction…)."""
+        self.scope: dict[str, Any] = dict(scope or {})
+        """A runbook's own options (``security``: the source, the user), None when not
+        given. The plan carries them, so an apply re-diagnoses exactly what was planned."""
         try:
             url = async_database_url(target.database_url)
         except Exception as error:

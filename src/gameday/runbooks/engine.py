@@ -3,16 +3,19 @@
 - A diagnosis is read-only and ends in a saved plan (``plans/DIGEST.json``).
 - ``apply`` re-diagnoses and refuses unless the fresh plan has the approved digest (drift),
   refuses the whole plan past a blast-radius cap (money per currency, rows), asks for
-  confirmation, applies each change, diagnoses again and records the invariants before and
-  after (``duplicate_charges 3 → 0``).
+  confirmation, applies each change, diagnoses again (until healthy, for a few seconds:
+  some effects land asynchronously) and records the invariants before and after
+  (``duplicate_charges 3 → 0``).
 - Every run, read-only or not, appends one record to ``audit.jsonl`` (flushed and synced:
   it is the evidence that money moved correctly, and must survive a crash).
 """
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +28,7 @@ from gameday.runbooks.context import RunbookError, Runtime
 from gameday.runbooks.model import Change, Diagnosis, Plan, Severity, drift
 
 Diagnose = Callable[[Runtime], Awaitable[Diagnosis]]
+SETTLE_S = 5.0
 Apply = Callable[[Runtime, Change, str], Awaitable[str]]
 
 
@@ -151,7 +155,7 @@ def _now() -> str:
 
 async def diagnose(rb: Runbook, rt: Runtime, incident: str) -> tuple[Diagnosis, Plan]:
     found = await rb.diagnose(rt)
-    return found, Plan(rb.name, incident, rt.target.name, found.changes, found.facts)
+    return found, Plan(rb.name, incident, rt.target.name, found.changes, found.facts, rt.scope)
 
 
 def diagnosis_record(rb: Runbook, plan: Plan, found: Diagnosis, who: str) -> dict[str, Any]:
@@ -170,6 +174,18 @@ def diagnosis_record(rb: Runbook, plan: Plan, found: Diagnosis, who: str) -> dic
     }
 
 
+async def _settled(rb: Runbook, rt: Runtime) -> Diagnosis:
+    """The state after an apply once its asynchronous effects have landed: a refund's
+    webhook updates the service's payment a moment later, a flag reaches every worker
+    within its cache TTL. Diagnosed again until healthy, for at most ``SETTLE_S``."""
+    deadline = time.monotonic() + SETTLE_S
+    while True:
+        after = await rb.diagnose(rt)
+        if after.healthy or time.monotonic() >= deadline:
+            return after
+        await asyncio.sleep(1.0)
+
+
 async def apply(
     rb: Runbook,
     rt: Runtime,
@@ -186,6 +202,7 @@ async def apply(
         raise Refused(f"{rb.name} has no automated resolution; follow its notes")
     if approved.runbook != rb.name:
         raise Refused(f"plan {approved.digest} belongs to {approved.runbook}, not {rb.name}")
+    rt.scope = dict(approved.scope)  # re-diagnose what was planned, not today's options
     before, fresh = await diagnose(rb, rt, approved.incident)
     record: dict[str, Any] = {
         "at": _now(),
@@ -218,7 +235,7 @@ async def apply(
             outcomes.append(Outcome(change, True, await rb.apply(rt, change, approved.incident)))
         except RunbookError as error:
             outcomes.append(Outcome(change, False, str(error)))
-    after = await rb.diagnose(rt)
+    after = await _settled(rb, rt)
     result = Applied(approved, before.invariants, after, outcomes)
     store.audit(
         record

@@ -80,6 +80,8 @@ class Plan:
     target: str
     changes: list[Change]
     facts: dict[str, Any]
+    scope: dict[str, Any] = field(default_factory=dict)
+    """The runbook's own options the diagnosis ran with (``--source``…)."""
 
     @property
     def digest(self) -> str:
@@ -90,6 +92,8 @@ class Plan:
             "changes": [c.to_json() for c in self.changes],
             "facts": self.facts,
         }
+        if self.scope:
+            body["scope"] = self.scope
         return hashlib.sha256(canonical(body)).hexdigest()[:16]
 
     def to_json(self) -> dict[str, Any]:
@@ -100,6 +104,7 @@ class Plan:
             "target": self.target,
             "changes": [c.to_json() for c in self.changes],
             "facts": self.facts,
+            "scope": self.scope,
         }
 
     @classmethod
@@ -110,6 +115,7 @@ class Plan:
             str(data["target"]),
             [Change.from_json(c) for c in data["changes"]],
             dict(data["facts"]),
+            dict(data.get("scope") or {}),
         )
 
     def refunds_by_currency(self) -> dict[str, int]:

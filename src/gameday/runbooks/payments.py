@@ -6,6 +6,10 @@ The intent our payment row points at is kept (else the earliest); every other on
 refunded through the provider with an idempotency key derived from (incident, intent), so
 a repeated apply can never refund twice. Divergences between our payment status and the
 provider's are reported for a human (``bookings reconcile`` mends them).
+
+Checkout can be frozen first (``--freeze-checkout``: the service's ``CHECKOUT_FROZEN`` flag,
+new holds and payments get 503 while webhooks and refunds go on), as Part 5.1's first five
+minutes ask, and reopened (``--reopen-checkout``) once no duplicate charge is left to refund.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from datetime import UTC, datetime
 import stripe
 
 from gameday.checkers.state import IntentRow
+from gameday.runbooks import service
 from gameday.runbooks.context import RunbookError, Runtime
 from gameday.runbooks.model import Change, Diagnosis, Finding
 
 _PAYMENTS = "SELECT id, booking_id, provider_intent_id, status FROM payments"
+FROZEN = "CHECKOUT_FROZEN"
 _LIMIT = 20
 
 
@@ -98,17 +104,19 @@ async def diagnose(rt: Runtime) -> Diagnosis:
         if divergent
         else []
     )
-    facts = {c.subject: "succeeded, unrefunded" for c in changes}
+    facts: dict[str, str | bool | None] = {c.subject: "succeeded, unrefunded" for c in changes}
+    invariants = {"duplicate_charges": len(changes), "status_divergences": len(divergent)}
     return Diagnosis(
         "payment-anomaly",
         [
             "succeeded, unrefunded PaymentIntents per booking at the provider",
             "our payment status against the provider's",
+            "whether checkout is frozen",
         ],
         findings,
-        changes,
+        await _checkout(rt, changes, findings, notes, facts),
         facts,
-        {"duplicate_charges": len(changes), "status_divergences": len(divergent)},
+        invariants,
         notes,
     )
 
@@ -117,7 +125,49 @@ def _iso(unix: int) -> str:
     return datetime.fromtimestamp(unix, UTC).isoformat(timespec="seconds")
 
 
+async def _checkout(
+    rt: Runtime,
+    refunds: list[Change],
+    findings: list[Finding],
+    notes: list[str],
+    facts: dict[str, str | bool | None],
+) -> list[Change]:
+    """The refunds with a freeze before them or a reopening after them, as asked."""
+    freeze, reopen = bool(rt.scope.get("freeze")), bool(rt.scope.get("reopen"))
+    try:
+        # The admin API reads the flags from the database: a worker's cached view (as in
+        # /health/full) may be a flag cache TTL old.
+        flags = await rt.admin("GET", "/admin/flags", what="reading the feature flags")
+    except RunbookError:
+        if freeze or reopen:
+            raise
+        flags = {}  # the state of checkout is a note here; the money is read elsewhere
+    frozen = flags.get(FROZEN)
+    if frozen:
+        notes.append(
+            f"checkout is frozen ({FROZEN}): new holds and payments get 503 until --reopen-checkout"
+        )
+    if freeze and not frozen:
+        facts[FROZEN] = frozen
+        why = "stop new charges while the duplicates are refunded"
+        return [service.flag_change(FROZEN, True, why), *refunds]
+    if reopen and frozen:
+        if refunds:
+            findings.append(
+                Finding(
+                    f"checkout stays frozen: {len(refunds)} duplicate charge(s) are still to "
+                    "be refunded (apply them, then reopen)"
+                )
+            )
+            return refunds
+        facts[FROZEN] = frozen
+        return [service.flag_change(FROZEN, False, "no duplicate charge is left to refund")]
+    return refunds
+
+
 async def apply(rt: Runtime, change: Change, incident: str) -> str:
+    if change.action == "set_flag":
+        return await service.set_flag(rt, change, incident)
     if change.action != "refund_intent":
         raise RunbookError(f"payment-anomaly cannot {change.action}")
     key = f"gameday-{incident}-refund-{change.subject}"

@@ -107,7 +107,7 @@ async def health(rt: Runtime) -> dict[str, Any]:
     return body
 
 
-def _flag(name: str, enabled: bool, why: str) -> Change:
+def flag_change(name: str, enabled: bool, why: str) -> Change:
     return Change("set_flag", f"flag:{name}", why, rows=1, detail={"enabled": enabled})
 
 
@@ -143,7 +143,7 @@ async def diagnose_redis(rt: Runtime) -> Diagnosis:
                 "and flags fail closed and the critical path with them"
             )
         )
-        changes.append(_flag(FALLBACK, True, "let the critical path run without Redis"))
+        changes.append(flag_change(FALLBACK, True, "let the critical path run without Redis"))
     notes = [f"service status: {body.get('status')}; Redis breaker {breaker}"]
     if down:
         notes.append(
@@ -216,7 +216,7 @@ async def diagnose_errors(rt: Runtime) -> Diagnosis:
         f"{total:.0f} request(s) in the window, {sum(seen.errors.values()):.0f} answered 5xx"
     )
     changes = [
-        _flag(
+        flag_change(
             name,
             True,
             "safeguard off"

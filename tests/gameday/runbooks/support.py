@@ -4,12 +4,14 @@ what a runbook command said and saved."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -150,3 +152,34 @@ def traffic(stack: Stack, token: str, clients: int = 3, limit: int = 3000) -> It
             yield
         finally:
             stop.set()
+
+
+def set_flag(stack: Stack, name: str, enabled: bool) -> None:
+    """A flag flipped by an operator through the admin API (not by a runbook)."""
+    answer = httpx.put(
+        f"{stack.ingress_url}/admin/flags/{name}",
+        json={"enabled": enabled},
+        headers={"X-Admin-Token": stack.secrets.admin_token},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def try_hold(stack: Stack, hours_ahead: int) -> httpx.Response:
+    """A customer's hold on an hour far ahead (free unless a test took it)."""
+    resource = asyncio.run(
+        query(stack.database_url, "SELECT MIN(id) FROM resources WHERE gameday")
+    )[0][0]
+    starts = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(
+        days=300, hours=hours_ahead
+    )
+    return httpx.post(
+        f"{stack.ingress_url}/bookings",
+        json={
+            "resource_id": resource,
+            "starts_at": starts.isoformat(),
+            "ends_at": (starts + timedelta(hours=1)).isoformat(),
+        },
+        headers=stack.login(),
+        timeout=10,
+    )

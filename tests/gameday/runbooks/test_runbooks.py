@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 import stripe
@@ -22,9 +23,18 @@ from gameday.checkers.readers import read_provider
 from gameday.cli import app
 from gameday.drill import probes
 from gameday.runbooks.bookings import clusters
+from gameday.runbooks.payments import FROZEN
 from gameday.stack.options import StackOptions
 from gameday.stack.stack import Stack
-from tests.gameday.runbooks.support import drill_context, latest_plan, query, said
+from tests.gameday.runbooks.support import (
+    drill_context,
+    latest_plan,
+    query,
+    said,
+    set_flag,
+    try_hold,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.slow]
 runner = CliRunner()
@@ -112,8 +122,15 @@ def test_runbook_list_names_every_runbook() -> None:
         "redis-down",
         "slow-responses",
         "stuck-holds",
+        "security",
     ):
         assert name in done.output
+
+
+def _frozen(answer: httpx.Response) -> httpx.Response | None:
+    if answer.status_code == 503 and answer.json()["error"] == "checkout_frozen":
+        return answer
+    return None
 
 
 def test_payment_anomaly_finds_fixes_and_never_refunds_twice(
@@ -154,13 +171,49 @@ def test_payment_anomaly_finds_fixes_and_never_refunds_twice(
     assert unconfirmed.exit_code == 5  # not on a terminal and no --yes
     assert _refunds(stack) == before[2]
 
-    applied = _runbook(
-        stack, tmp_path, "payment-anomaly", "--apply", "--plan", plan["digest"], "--yes"
-    )
-    assert applied.exit_code == 0, applied.output
-    assert f"duplicate_charges: {extra} → 0" in said(applied)
-    assert _refunds(stack) == before[2] + extra
-    record = _audit(tmp_path)[-1]
+    # Frozen by an operator: reopening is refused while duplicates are left to refund.
+    set_flag(stack, FROZEN, True)
+    try:
+        early = _runbook(stack, tmp_path, "payment-anomaly", "--reopen-checkout")
+        assert early.exit_code == 1, early.output
+        assert f"checkout stays frozen: {extra} duplicate charge(s)" in said(early)
+        assert [c["action"] for c in latest_plan(tmp_path)["changes"]] == ["refund_intent"] * extra
+    finally:
+        set_flag(stack, FROZEN, False)
+
+    # The plan applied freezes checkout first, then refunds.
+    frozen = _runbook(stack, tmp_path, "payment-anomaly", "--freeze-checkout")
+    assert frozen.exit_code == 1, frozen.output
+    plan = latest_plan(tmp_path)
+    assert [c["action"] for c in plan["changes"]] == ["set_flag"] + ["refund_intent"] * extra
+    assert plan["scope"] == {"freeze": True}
+    try:
+        applied = _runbook(  # the plan carries --freeze-checkout: not given again
+            stack, tmp_path, "payment-anomaly", "--apply", "--plan", plan["digest"], "--yes"
+        )
+        assert applied.exit_code == 0, applied.output
+        assert f"duplicate_charges: {extra} → 0" in said(applied)
+        assert _refunds(stack) == before[2] + extra
+        # Every worker within the flag cache's TTL (2 s).
+        hours = iter(range(1, 40))
+        held = wait_for(lambda: _frozen(try_hold(stack, next(hours))), timeout_s=5)
+        assert held is not None
+        assert held.headers["retry-after"] == "60"
+
+        reopen = _runbook(stack, tmp_path, "payment-anomaly", "--reopen-checkout")
+        assert reopen.exit_code == 1, reopen.output
+        opening = latest_plan(tmp_path)
+        assert [(c["subject"], c["detail"]) for c in opening["changes"]] == [
+            (f"flag:{FROZEN}", {"enabled": False})
+        ]
+        reopened = _runbook(
+            stack, tmp_path, "payment-anomaly", "--apply", "--plan", opening["digest"], "--yes"
+        )
+        assert reopened.exit_code == 0, reopened.output
+        assert wait_for(lambda: try_hold(stack, next(hours)).status_code == 201, timeout_s=5)
+    finally:
+        set_flag(stack, FROZEN, False)
+    record = next(r for r in reversed(_audit(tmp_path)) if r["plan"] == plan["digest"])
     assert (record["outcome"], record["who"], record["plan"]) == (
         "verified",
         "tester",
@@ -189,7 +242,7 @@ def test_payment_anomaly_finds_fixes_and_never_refunds_twice(
     )
     assert letters.exit_code == 0, letters.output
     assert letters.output.count("Subject: Your booking") == extra
-    for change in plan["changes"]:
+    for change in plan["changes"][1:]:
         assert f"Refund reference: {change['subject']}" in letters.output
 
 

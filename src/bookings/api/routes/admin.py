@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 
 from bookings.api.deps import Admin, Services
-from bookings.api.schemas import ERRORS, BookingOut, FlagUpdate
+from bookings.api.schemas import ERRORS, BookingOut, FlagUpdate, RevokeRequest
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=ERRORS)
 Id = Annotated[int, Path(ge=1, le=2**53)]
@@ -60,3 +60,13 @@ async def get_flags(c: Services, _: Admin) -> dict[str, bool]:
 async def set_flag(name: FlagName, body: FlagUpdate, c: Services, who: Admin) -> dict[str, bool]:
     """Flip a feature flag at runtime; every worker sees it within the flag cache TTL."""
     return await c.admin.set_flag(name, body.enabled, _actor(who))
+
+
+@router.post("/users/{user_id}/revoke-tokens")
+async def revoke_tokens(
+    user_id: Id, body: RevokeRequest, c: Services, who: Admin
+) -> dict[str, Any]:
+    """Refuse every token the user was issued until now (access and refresh; 401
+    ``token_revoked``). A new login is not refused: if the password leaked, reset it too."""
+    at = await c.admin.revoke_tokens(user_id, _actor(who), body.reason)
+    return {"user_id": user_id, "tokens_valid_after": at.isoformat()}

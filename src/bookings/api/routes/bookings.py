@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Path
 from fastapi.responses import JSONResponse
 
 from bookings import errors
-from bookings.adapters.flags import PAYMENT_IDEMPOTENCY_ENFORCED
+from bookings.adapters.flags import CHECKOUT_FROZEN, PAYMENT_IDEMPOTENCY_ENFORCED
 from bookings.api.deps import Caller, LimitedCaller, Services
 from bookings.api.errors import body_of, status_of
 from bookings.api.schemas import ERRORS, BookingOut, HoldRequest, PaymentOut, PaymentRequest
@@ -26,9 +26,16 @@ _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _TRANSIENT = (errors.PaymentInProgress, errors.IdempotencyInProgress)
 
 
+async def _checkout_open(c: Services) -> None:
+    if await c.flags.enabled(CHECKOUT_FROZEN):
+        raise errors.CheckoutFrozen()
+
+
 @router.post("", status_code=201)
 async def hold(body: HoldRequest, c: Services, who: LimitedCaller) -> BookingOut:
-    """Hold a range of a resource: 201, or 409 ``slot_taken`` if any part of it is taken."""
+    """Hold a range of a resource: 201, or 409 ``slot_taken`` if any part of it is taken
+    (503 ``checkout_frozen`` while an operator has paused checkout)."""
+    await _checkout_open(c)
     booking = await c.holds.hold(who, body.resource_id, TimeRange(body.starts_at, body.ends_at))
     return BookingOut.of(booking)
 
@@ -57,6 +64,7 @@ async def pay(
             "an Idempotency-Key header (1-255 printable characters) is required",
             code="idempotency_key_required",
         )
+    await _checkout_open(c)  # before the key is claimed: a paused attempt is not an answer
     method = payment_method_for(body.payment_method)
     enforced = not c.settings.unsafe_no_safeguards and await c.flags.enabled(
         PAYMENT_IDEMPOTENCY_ENFORCED
