@@ -443,9 +443,13 @@ async def _payment_lockable_while_webhook_waits(
 def patient(
     request: pytest.FixtureRequest, emulator: EmulatorServer, smtp: SmtpSink
 ) -> Iterator[Stack]:
-    """The service waiting long for row locks, so a test can watch it wait."""
+    """The service waiting long for row locks, so a test can watch it wait (the request
+    deadline too: on a loaded machine the watcher may need more than the default 2 s)."""
     db = request.getfixturevalue("db")
-    with Stack(db, emulator, smtp, db_lock_timeout_s=30, db_statement_timeout_s=40) as running:
+    with Stack(
+        db, emulator, smtp, db_lock_timeout_s=30, db_statement_timeout_s=40,
+        request_deadline_s=45,
+    ) as running:  # fmt: skip
         yield running
 
 

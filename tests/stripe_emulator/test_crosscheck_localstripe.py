@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 import stripe
 
+from gameday.stack.processes import free_port
 from stripe_emulator import EmulatorServer
 
 # Binds localstripe to loopback (its own entry point listens on every interface) and keeps
@@ -31,17 +32,11 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def localstripe_url() -> Iterator[str]:
     if importlib.util.find_spec("localstripe") is None:
         pytest.skip("localstripe is not installed (pip install localstripe to run the cross-check)")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(  # noqa: S603 - our interpreter, fixed launcher
         [sys.executable, "-c", _LAUNCH, str(port)],
         stdout=subprocess.DEVNULL,

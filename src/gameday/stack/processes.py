@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -133,10 +134,32 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_PORT = 20000
+
+
 def free_port() -> int:
-    """A port free on 127.0.0.1 right now (the child binds it a moment later; a lost race
-    shows up as a start error naming the port, never as a silent wrong binding)."""
-    with socket.socket() as s:
+    """A port free on 127.0.0.1 right now, chosen below the kernel's ephemeral range.
+
+    The child binds it a moment later. A port from ``bind(0)`` comes out of the ephemeral
+    range, where any outgoing connection or another program's ``bind(0)`` can take it in
+    that moment (seen in CI: the emulator failed to bind while the tests ran in parallel);
+    below the range only another explicit choice can, and a random pick makes that rare.
+    A lost race still shows up as a start error naming the port, never as a wrong binding.
+    """
+    try:
+        low = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(64) if low - _LOWEST_PORT >= 1000 else ():
+        port = _LOWEST_PORT + secrets.randbelow(low - _LOWEST_PORT)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # an unusual range: let the kernel choose
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
@@ -168,7 +191,10 @@ def wait_until(
     raise StartError(f"{what} was not ready within {timeout_s:.0f} s{tail(log)}")
 
 
-def read_line(proc: subprocess.Popen[str], prefix: str, *, what: str, timeout_s: float) -> str:
+def read_line(
+    proc: subprocess.Popen[str], prefix: str, *, what: str, timeout_s: float,
+    log: Path | None = None,
+) -> str:  # fmt: skip
     """The rest of the first stdout line starting with ``prefix`` (a child's ready line)."""
     stdout = proc.stdout
     if stdout is None:
@@ -186,8 +212,13 @@ def read_line(proc: subprocess.Popen[str], prefix: str, *, what: str, timeout_s:
     reader.start()
     reader.join(timeout_s)
     if not found or not found[0]:
-        raise StartError(f"{what} did not report ready within {timeout_s:.0f} s "
-                         f"(exit code {proc.poll()})")  # fmt: skip
+        if found:  # its output ended: it is exiting
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(2)
+        code = proc.poll()
+        if code is not None:  # its own words say why (e.g. the port was taken)
+            raise StartError(f"{what} exited with code {code}{tail(log)}")
+        raise StartError(f"{what} did not report ready within {timeout_s:.0f} s{tail(log)}")
     return found[0]
 
 

@@ -60,7 +60,7 @@ class ProviderServer(ProcessPart):
     def wait_ready(self, proc: subprocess.Popen[str]) -> None:
         try:
             read_line(proc, READY_PREFIX, what="the payment provider emulator",
-                      timeout_s=self.start_timeout_s)  # fmt: skip
+                      timeout_s=self.start_timeout_s, log=self.log)  # fmt: skip
         except StartError as error:
             raise ProviderStartError(str(error)) from None
         if proc.stdout is not None:

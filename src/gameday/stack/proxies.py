@@ -33,7 +33,7 @@ class ProxyDaemon(ProcessPart):
         )  # fmt: skip
 
     def wait_ready(self, proc: subprocess.Popen[str]) -> None:
-        url = read_line(proc, READY_PREFIX, what="the fault proxy", timeout_s=20)
+        url = read_line(proc, READY_PREFIX, what="the fault proxy", timeout_s=20, log=self.log)
         if url != self.address:
             raise StartError(f"the fault proxy listens on {url}, expected {self.address}")
         if proc.stdout is not None:
