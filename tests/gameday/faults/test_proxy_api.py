@@ -16,7 +16,8 @@ import pytest
 
 import gameday.faults.proxy as proxy_package
 from gameday.faults.proxy import TOKEN_HEADER, ProxyClient, ProxyError
-from tests.gameday.faults.conftest import TOKEN, Daemon, connect, free_port, start
+from gameday.stack.processes import free_port
+from tests.gameday.faults.conftest import TOKEN, Daemon, connect, start
 
 MakeLink = Callable[..., tuple[str, int]]
 

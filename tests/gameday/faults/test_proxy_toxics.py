@@ -16,7 +16,8 @@ from collections.abc import Callable
 import pytest
 
 from gameday.faults.proxy import ProxyClient
-from tests.gameday.faults.conftest import Server, connect, free_port, greeter, round_trip
+from gameday.stack.processes import free_port
+from tests.gameday.faults.conftest import Server, connect, greeter, round_trip
 
 MakeLink = Callable[..., tuple[str, int]]
 
