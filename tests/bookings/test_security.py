@@ -207,3 +207,26 @@ def test_a_burst_of_requests_reads_the_revocations_once(pg: ScratchDatabase) -> 
         return reads
 
     assert run(go()) == 1
+
+
+def test_a_burst_of_requests_reads_the_flags_once(pg: ScratchDatabase) -> None:
+    """The flag cache expiring under a storm is one read, not one per request in flight."""
+
+    async def go() -> tuple[int, set[bool]]:
+        settings = Settings(environment="test", database_url=pg.url)
+        db = Database(settings, CircuitBreaker("database", failures=100, reset_s=1))
+        flags = FlagStore(db, ttl_s=2, unsafe=False)
+        reads = 0
+        refresh = flags.refresh
+
+        async def counted() -> dict[str, bool]:
+            nonlocal reads
+            reads += 1
+            return await refresh()
+
+        flags.refresh = counted  # type: ignore[method-assign]
+        seen = await asyncio.gather(*(flags.enabled(CHECKOUT_FROZEN) for _ in range(50)))
+        await db.close()
+        return reads, set(seen)
+
+    assert run(go()) == (1, {False})

@@ -8,6 +8,7 @@ safeguard flags read as off and cannot be switched on.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -59,6 +60,7 @@ class FlagStore:
         self._on_change = on_change
         self._values = self._apply_unsafe(dict(DEFAULTS))
         self._loaded_at: float | None = None
+        self._reloading = asyncio.Lock()
 
     def _apply_unsafe(self, values: dict[str, bool]) -> dict[str, bool]:
         if self._unsafe:
@@ -82,9 +84,17 @@ class FlagStore:
         return dict(values)
 
     async def all(self) -> dict[str, bool]:
-        if self._loaded_at is None or self._clock() - self._loaded_at >= self._ttl_s:
-            await self.refresh()
+        # One reload at a time, as for token revocations: when the cache expires under a
+        # storm, one request reads the flags and the others go on with the values they have
+        # (unless there are none yet), instead of each taking a pooled connection for it.
+        if self._stale() and (not self._reloading.locked() or self._loaded_at is None):
+            async with self._reloading:
+                if self._stale():
+                    await self.refresh()
         return dict(self._values)
+
+    def _stale(self) -> bool:
+        return self._loaded_at is None or self._clock() - self._loaded_at >= self._ttl_s
 
     async def enabled(self, name: str) -> bool:
         return (await self.all())[name]

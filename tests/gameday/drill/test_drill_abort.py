@@ -15,7 +15,7 @@ import pytest
 
 from gameday.stack.state import root
 
-pytestmark = [pytest.mark.slow, pytest.mark.drill]
+pytestmark = [pytest.mark.slow, pytest.mark.drill, pytest.mark.xdist_group("drill-a")]
 
 
 def _journal(path: Path) -> dict[str, object]:

@@ -19,7 +19,7 @@ from gameday.drill.scenario import load_scenarios
 from gameday.stack.options import StackOptions
 from gameday.stack.stack import Stack
 
-pytestmark = [pytest.mark.slow, pytest.mark.drill]
+pytestmark = [pytest.mark.slow, pytest.mark.drill, pytest.mark.xdist_group("drill-b")]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 
 from tests.gameday.drill.support import DrillRun, run_drill
 
-pytestmark = [pytest.mark.slow, pytest.mark.drill]
+pytestmark = [pytest.mark.slow, pytest.mark.drill, pytest.mark.xdist_group("drill-b")]
 
 
 @pytest.fixture(scope="module")

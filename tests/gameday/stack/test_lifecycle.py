@@ -134,20 +134,29 @@ def test_status_without_a_stack_says_how_to_start_one(root: Path) -> None:
 
 
 def _faults_from_the_command_line() -> None:
-    bad = gameday("fault", "inject", "latency", "w1.db", "-p", "ms=-5")
-    assert bad.returncode == 2
+    """In-process (the same commands, without a Python start-up each): the stack they act on
+    is the one the test started, found through its state file as from another terminal."""
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from gameday.cli import app  # noqa: PLC0415
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+
+    bad = run("fault", "inject", "latency", "w1.db", "-p", "ms=-5")
+    assert bad.exit_code == 2
     assert "ms must be between 0 and 60000" in bad.stderr
-    unknown = gameday("fault", "inject", "teleport", "w1")
-    assert unknown.returncode == 2
+    unknown = run("fault", "inject", "teleport", "w1")
+    assert unknown.exit_code == 2
     assert "unknown fault kind 'teleport'" in unknown.stderr
-    made = gameday("fault", "inject", "down", "w1.redis", "--duration", "30")
-    assert made.returncode == 0, made.stderr
-    listed = gameday("fault", "list")
+    made = run("fault", "inject", "down", "w1.redis", "--duration", "30")
+    assert made.exit_code == 0, made.output
+    listed = run("fault", "list")
     assert "down" in listed.stdout
     assert "w1.redis" in listed.stdout
-    healed = gameday("fault", "heal")
-    assert healed.returncode == 0, healed.stderr
-    assert "no active faults" in gameday("fault", "list").stdout
-    kinds = gameday("fault", "kinds")
+    healed = run("fault", "heal")
+    assert healed.exit_code == 0, healed.output
+    assert "no active faults" in run("fault", "list").stdout
+    kinds = run("fault", "kinds")
     for kind in ("latency", "loss", "kill", "pause", "memory", "disk_fill", "token_expiry"):
         assert kind in kinds.stdout
