@@ -32,6 +32,7 @@ from bookings.domain.model import Role, Tier
 from bookings.observability import logging as logs
 from bookings.observability.metrics import Metrics
 from bookings.services.auth import Principal, hash_password
+from gameday.stack.processes import free_port
 from stripe_emulator import EmulatorServer
 from tests.bookings.support import (
     ADMIN_TOKEN,
@@ -40,7 +41,6 @@ from tests.bookings.support import (
     SmtpSink,
     Stack,
     World,
-    free_port,
     run,
     slot,
 )

@@ -31,6 +31,7 @@ from bookings.domain.ports import IntentSnapshot
 from bookings.services import schema
 from bookings.services.reconcile import Fix, OurPayment, compare
 from bookings.settings import DEV_GAMEDAY_PASSWORD
+from gameday.stack.processes import free_port
 from stripe_emulator import EmulatorServer
 from stripe_emulator import Settings as EmulatorSettings
 from stripe_emulator.webhooks import DeliverySettings
@@ -47,7 +48,6 @@ from tests.bookings.support import (
     cli_env,
     cli_start,
     empty_database,
-    free_port,
     make_world,
     run,
     slot,
