@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     access_token_ttl_s: float = Field(default=900.0, gt=0, le=86_400)
     refresh_token_ttl_s: float = Field(default=86_400.0, gt=0, le=30 * 86_400)
     min_token_ttl_s: float = Field(default=1.0, gt=0)
+    # Clock-skew tolerance on a token's expiry. Keep it to seconds: a leeway is an expired
+    # token still accepted, and one longer than a short access TTL lets an expired session
+    # pay (scenario 6 of the drill catches exactly that).
+    jwt_leeway_s: float = Field(default=0.0, ge=0, le=3600)
     # A revocation (POST /admin/users/{id}/revoke-tokens) holds at once on the worker that
     # made it and within this many seconds on every other.
     revocation_cache_ttl_s: float = Field(default=2.0, ge=0, le=60)

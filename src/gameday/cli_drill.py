@@ -103,7 +103,7 @@ def drill(
         typer.Option(
             "--unsafe-service",
             help="Negative control: drill the service with every safeguard removed; "
-            "scenarios 1-3 must fail.",
+            "scenarios 1-4 must fail.",
         ),
     ] = False,
     prometheus_url: Annotated[

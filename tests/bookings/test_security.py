@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import jwt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -15,9 +16,9 @@ from bookings.adapters.breaker import CircuitBreaker
 from bookings.adapters.db import Database
 from bookings.adapters.flags import CHECKOUT_FROZEN, FlagStore
 from bookings.domain.model import Role, Tier
-from bookings.errors import DbUnavailable
+from bookings.errors import AuthError, DbUnavailable
 from bookings.observability.metrics import Metrics
-from bookings.services.auth import Principal
+from bookings.services.auth import Principal, Tokens
 from bookings.services.context import Context
 from bookings.services.revocation import Revocations
 from bookings.settings import Settings
@@ -230,3 +231,20 @@ def test_a_burst_of_requests_reads_the_flags_once(pg: ScratchDatabase) -> None:
         return reads, set(seen)
 
     assert run(go()) == (1, {False})
+
+
+def test_a_leeway_on_expiry_accepts_expired_tokens_and_none_is_the_default() -> None:
+    """The misconfiguration drill scenario 6 must catch (test_drill_broken.py): with a
+    leeway, a token that expired seconds ago still authenticates."""
+    now = datetime.now(UTC)
+    expired = jwt.encode(
+        {"sub": "7", "role": "customer", "tier": "normal", "typ": "access",
+         "iat": now - timedelta(seconds=10), "exp": now - timedelta(seconds=5)},
+        Settings(environment="test").jwt_secret, algorithm="HS256",
+    )  # fmt: skip
+    strict = Tokens(Settings(environment="test"), lambda: now)
+    with pytest.raises(AuthError) as refused:
+        strict.decode(expired)
+    assert refused.value.code == "token_expired"
+    lenient = Tokens(Settings(environment="test", jwt_leeway_s=30), lambda: now)
+    assert lenient.decode(expired).user_id == 7

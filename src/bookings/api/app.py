@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.container = c
     for module in (auth, resources, bookings, webhooks, admin, health):
         app.include_router(module.router)
-    errors.install(app)
+    errors.install(app, unsafe=c.settings.unsafe_no_safeguards)
     # Outermost first: the request id wraps everything, shedding happens inside it.
     app.add_middleware(LoadShedding, metrics=c.metrics, limit=c.settings.max_in_flight,
                        deadline_s=c.settings.request_deadline_s, detached=detached)  # fmt: skip

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bookings import errors as e
+from bookings.api.middleware import INTERNAL_ERROR
 
 log = structlog.get_logger(__name__)
 
@@ -99,8 +100,18 @@ async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse
     )
 
 
-def install(app: FastAPI) -> None:
+async def _bookings_error_unsafe(request: Request, error: e.BookingsError) -> JSONResponse:
+    """The unsafe variant answers as a service without this module would: a database outage
+    escapes as a 500, which scenario 4 ("a clear 503, never a 500") must catch."""
+    if isinstance(error, e.DbUnavailable):
+        log.error("unhandled database error (unsafe variant)", code=error.code)
+        return JSONResponse(INTERNAL_ERROR, 500)
+    return await _bookings_error(request, error)
+
+
+def install(app: FastAPI, *, unsafe: bool = False) -> None:
     # Starlette types handlers as taking any Exception; each of these gets only its own kind.
-    app.add_exception_handler(e.BookingsError, _bookings_error)  # type: ignore[arg-type]
+    handler = _bookings_error_unsafe if unsafe else _bookings_error
+    app.add_exception_handler(e.BookingsError, handler)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]

@@ -109,7 +109,7 @@ class Tokens:
                 self._settings.jwt_secret,
                 algorithms=[ALGORITHM],
                 options={"require": ["exp", "iat", "sub", "typ"]},
-                leeway=0,
+                leeway=self._settings.jwt_leeway_s,
             )
         except jwt.ExpiredSignatureError:
             raise AuthError("the token has expired; refresh it", code="token_expired") from None

@@ -1,7 +1,11 @@
-"""The fault scenarios' criteria fail against a target missing the safeguard they test:
-scenario 5 with the Redis fallback switched off, scenario 7 without the request deadline
-(and with requests queueing for connections).
-(Scenarios 1-3 are proven able to fail by the unsafe variant, test_drill_unsafe.py.)"""
+"""The fault scenarios' criteria fail against a target missing the safeguard they test,
+all on one stack with those safeguards off:
+- scenario 5 with the Redis fallback switched off;
+- scenario 6 with a minute of leeway on token expiry (an expired session still pays);
+- scenario 7 without the request deadline (and with requests queueing for connections);
+- scenario 8 with a 30 s provider timeout, five retries and no provider breaker (the cut
+  instance hangs instead of failing fast).
+(Scenarios 1-4 are proven able to fail by the unsafe variant, test_drill_unsafe.py.)"""
 
 from __future__ import annotations
 
@@ -33,12 +37,15 @@ def journal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         "BOOKINGS_REQUEST_DEADLINE_S": "0", "BOOKINGS_DB_POOL_TIMEOUT_S": "10",
         "BOOKINGS_DB_CONNECT_TIMEOUT_S": "30", "BOOKINGS_DB_STATEMENT_TIMEOUT_S": "60",
         "BOOKINGS_DB_BREAKER_FAILURES": "1000000",
+        "BOOKINGS_JWT_LEEWAY_S": "60",
+        "BOOKINGS_PROVIDER_TIMEOUT_S": "30", "BOOKINGS_PROVIDER_MAX_RETRIES": "5",
+        "BOOKINGS_PROVIDER_BREAKER_FAILURES": "1000000",
     })  # fmt: skip
     with Stack(options) as stack:
         admin = {"X-Admin-Token": stack.secrets.admin_token}
         flag = f"{stack.ingress_url}/admin/flags/REDIS_OPTIONAL_FALLBACK"
         assert httpx.put(flag, json={"enabled": False}, headers=admin).status_code == 200
-        scenarios = [s for s in load_scenarios() if s.id in (5, 7)]
+        scenarios = [s for s in load_scenarios() if s.id in (5, 6, 7, 8)]
         out: Path = tmp_path_factory.mktemp("broken") / "report"
         drill = Drill(embedded_target(stack), DrillOptions(seed=9, out=out), stack=stack)
         yield asyncio.run(drill.run(scenarios))
@@ -67,3 +74,16 @@ def test_a_slow_database_without_the_deadline_fails_the_latency_gate(
     slow = failed.get("slow.during.p95_s", {}).get("measured") or 0
     hung = failed.get("slow.during.no_answer", {}).get("measured") or 0
     assert slow > 2.5 or hung > 0, failed
+
+
+def test_an_expired_token_accepted_fails_the_auth_criteria(journal: dict[str, Any]) -> None:
+    failed = _failed(journal, 6)
+    assert failed["expiry.token_expiry_flow.answer_401"]["measured"] < 5
+    assert failed["expiry.token_expiry_flow.intents_while_expired"]["measured"] > 0
+
+
+def test_an_unbounded_provider_call_fails_the_fail_fast_criterion(
+    journal: dict[str, Any],
+) -> None:
+    failed = _failed(journal, 8)
+    assert failed["provider_cut.during.w1.no_answer"]["measured"] > 0, failed

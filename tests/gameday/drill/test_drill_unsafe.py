@@ -1,5 +1,6 @@
 """The negative control: against the service with every safeguard removed, the drill fails
-scenarios 1, 2 and 3 with the exact P0 evidence — the checks can fail."""
+scenarios 1, 2 and 3 with the exact P0 evidence, and scenario 4 on the 500s the unsafe
+variant answers while the database is away — the checks can fail."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.drill, pytest.mark.xdist_group("dril
 @pytest.fixture(scope="module")
 def drill(tmp_path_factory: pytest.TempPathFactory) -> DrillRun:
     out = tmp_path_factory.mktemp("unsafe") / "report"
-    return run_drill(out, "--unsafe-service", "--seed", "5", "-s", "1", "-s", "2", "-s", "3")
+    return run_drill(out, "--unsafe-service", "--seed", "5", "-s", "1", "-s", "2", "-s", "3",
+                     "-s", "4")  # fmt: skip
 
 
 def test_the_drill_fails_and_says_so(drill: DrillRun) -> None:
     assert drill.code == 1, drill.output[-2000:]
-    assert [s["verdict"] for s in drill.journal["scenarios"]] == ["fail", "fail", "fail"]
+    assert [s["verdict"] for s in drill.journal["scenarios"]] == ["fail"] * 4
     assert "DRILL RESULT: FAIL" in drill.output
 
 
@@ -48,6 +50,11 @@ def test_double_applied_events_are_caught(drill: DrillRun) -> None:
     check = drill.check(3, "single_application")
     assert check["verdict"] == "fail"
     assert check["evidence"], check
+
+
+def test_a_database_outage_answered_with_500s_is_caught(drill: DrillRun) -> None:
+    failed = {c["measure"]: c for c in drill.scenario(4)["criteria"] if c["verdict"] == "fail"}
+    assert failed["outage.during.status_500"]["measured"] > 0, drill.scenario(4)["criteria"]
 
 
 def test_a_failed_scenario_is_rolled_back(drill: DrillRun) -> None:
