@@ -33,13 +33,10 @@ browser:
 
 # Two workers, one test file each at a time: most tests wait on real servers, and files
 # share their module fixtures (a stack, an emulator), so they stay on one worker. Whole
-# drills (a stack and load each) then run two at a time, apart from the rest: a drill
-# mostly waits out its fault windows (under one core busy), so two share the machine
-# with room to spare, while the rest's timing-sensitive tests would crowd them. Each
-# drill file names its worker (xdist_group) so the two halves take about as long.
+# drills then run apart, two at a time (scripts/drill_tests.sh says why).
 pytest: $(STAMP) services browser
 	$(BIN)/pytest -n 2 --dist loadfile -m "not drill" --durations=8
-	$(BIN)/pytest -n 2 --dist loadgroup -m drill --durations=8
+	scripts/drill_tests.sh
 
 ## bench: the performance figures quoted in closing notes
 bench: $(STAMP) services

@@ -8,14 +8,13 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from gameday.stack.state import root
-
-pytestmark = [pytest.mark.slow, pytest.mark.drill, pytest.mark.xdist_group("drill-a")]
+pytestmark = [pytest.mark.slow, pytest.mark.drill]
 
 
 def _journal(path: Path) -> dict[str, object]:
@@ -27,10 +26,14 @@ def _journal(path: Path) -> dict[str, object]:
 
 def test_an_interrupted_drill_heals_and_leaves_its_evidence(tmp_path: Path) -> None:
     out = tmp_path / "report"
-    before = {p.name for p in root().glob("*")} if root().exists() else set()
+    # A stack root of its own, since another drill may be running beside this one; outside
+    # tmp_path, whose parents only root may enter (the private PostgreSQL runs as postgres).
+    stacks = Path(tempfile.mkdtemp(prefix="gameday-abort-stacks-"))
+    stacks.chmod(0o711)
     proc = subprocess.Popen(  # noqa: S603 - our own CLI
         [sys.executable, "-m", "gameday", "drill", "-s", "4", "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "GAMEDAY_STACK_ROOT": str(stacks)},
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
@@ -55,6 +58,7 @@ def test_an_interrupted_drill_heals_and_leaves_its_evidence(tmp_path: Path) -> N
     assert "inject" in kinds
     assert "heal_all" in kinds or "heal" in kinds
     assert (out / "history.jsonl").stat().st_size > 0
-    left = {p.name for p in root().glob("*")} - before if root().exists() else set()
+    left = [p.name for p in stacks.iterdir()]
     assert not left, f"stack directories left behind: {left}"
+    stacks.rmdir()
     assert os.path.exists(out / "report.md")

@@ -4,7 +4,7 @@ all on one stack with those safeguards off:
 - scenario 6 with a minute of leeway on token expiry (an expired session still pays);
 - scenario 7 without the request deadline (and with requests queueing for connections);
 - scenario 8 with a 30 s provider timeout, five retries and no provider breaker (the cut
-  instance hangs instead of failing fast).
+  instance multiplies its connection attempts instead of giving up).
 (Scenarios 1-4 are proven able to fail by the unsafe variant, test_drill_unsafe.py.)"""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from gameday.drill.scenario import load_scenarios
 from gameday.stack.options import StackOptions
 from gameday.stack.stack import Stack
 
-pytestmark = [pytest.mark.slow, pytest.mark.drill, pytest.mark.xdist_group("drill-b")]
+pytestmark = [pytest.mark.slow, pytest.mark.drill]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,10 @@ def journal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         admin = {"X-Admin-Token": stack.secrets.admin_token}
         flag = f"{stack.ingress_url}/admin/flags/REDIS_OPTIONAL_FALLBACK"
         assert httpx.put(flag, json={"enabled": False}, headers=admin).status_code == 200
-        scenarios = [s for s in load_scenarios() if s.id in (5, 6, 7, 8)]
+        # Scenario 5 last: without the fallback, Redis's open breaker still refuses holds
+        # for a few seconds after the outage, which the next scenario would measure.
+        by_id = {s.id: s for s in load_scenarios()}
+        scenarios = [by_id[sid] for sid in (6, 7, 8, 5)]
         out: Path = tmp_path_factory.mktemp("broken") / "report"
         drill = Drill(embedded_target(stack), DrillOptions(seed=9, out=out), stack=stack)
         yield asyncio.run(drill.run(scenarios))
@@ -53,7 +56,7 @@ def journal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
 
 def _failed(journal: dict[str, Any], sid: int) -> dict[str, Any]:
     scenario = next(s for s in journal["scenarios"] if s["id"] == sid)
-    assert scenario["verdict"] == "fail", scenario["criteria"]
+    assert scenario["verdict"] == "fail", (scenario["errors"], scenario["criteria"])
     return {c["measure"]: c for c in scenario["criteria"] if c["verdict"] == "fail"}
 
 
@@ -82,8 +85,10 @@ def test_an_expired_token_accepted_fails_the_auth_criteria(journal: dict[str, An
     assert failed["expiry.token_expiry_flow.intents_while_expired"]["measured"] > 0
 
 
-def test_an_unbounded_provider_call_fails_the_fail_fast_criterion(
+def test_unbounded_provider_retries_fail_the_amplification_criterion(
     journal: dict[str, Any],
 ) -> None:
     failed = _failed(journal, 8)
-    assert failed["provider_cut.during.w1.no_answer"]["measured"] > 0, failed
+    # Five SDK retries of each call (and every payment retried by its client) multiply the
+    # connections the cut instance opens to the provider per payment attempt.
+    assert failed["provider_cut.amplification"]["measured"] > 4, failed

@@ -13,7 +13,7 @@ from gameday.stack.options import StackOptions
 from gameday.stack.stack import Stack
 from tests.gameday.drill.support import DrillRun, run_drill
 
-pytestmark = [pytest.mark.slow, pytest.mark.drill, pytest.mark.xdist_group("drill-a")]
+pytestmark = [pytest.mark.slow, pytest.mark.drill]
 
 
 @pytest.fixture(scope="module")

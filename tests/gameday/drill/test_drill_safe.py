@@ -10,7 +10,7 @@ import pytest
 from gameday.history import read_history
 from tests.gameday.drill.support import DrillRun, run_drill
 
-pytestmark = [pytest.mark.slow, pytest.mark.drill, pytest.mark.xdist_group("drill-a")]
+pytestmark = [pytest.mark.slow, pytest.mark.drill]
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 
 from tests.gameday.drill.support import DrillRun, run_drill
 
-pytestmark = [pytest.mark.slow, pytest.mark.drill, pytest.mark.xdist_group("drill-b")]
+pytestmark = [pytest.mark.slow, pytest.mark.drill]
 
 
 @pytest.fixture(scope="module")
