@@ -136,6 +136,14 @@ class DbBusy(DbUnavailable):
         super().__init__(message)
 
 
+class DbSaturated(DbBusy):
+    """Every connection public traffic may use is taken: the rest of the pool is kept for
+    admin calls, health checks and background work. Not worth retrying within the request."""
+
+    def __init__(self, message: str = "the service is busy; retry shortly") -> None:
+        super().__init__(message)
+
+
 class ProviderUnavailable(Unavailable):
     code = "payment_provider_unavailable"
     retry_after_s = 2

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     # Database behaviour under trouble.
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=5, ge=0, le=200)
+    # Connections of each worker's pool (size + overflow) that public traffic (customers,
+    # the provider's webhooks) may not take: admin calls, health checks and background
+    # jobs keep them, so a storm queues on the rest while the on-call can still operate
+    # (a bulkhead; it also keeps the pool under the playbook's 90 % peak). 0: no reserve.
+    db_pool_reserved: int = Field(default=3, ge=0, le=200)
     db_pool_timeout_s: float = Field(default=1.5, gt=0)
     db_connect_timeout_s: float = Field(default=1.0, gt=0)
     db_statement_timeout_s: float = Field(default=5.0, gt=0)

@@ -15,6 +15,7 @@ Figures (worst latencies, counts) are recorded as the tests' user properties; ru
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import os
 import signal
@@ -43,6 +44,7 @@ from tests.bookings.support import (
     StallingRelay,
     World,
     burst,
+    run,
     slot,
 )
 
@@ -341,6 +343,60 @@ def test_a_held_row_lock_is_a_503_after_the_timeout_not_a_hang(
         assert metric(client.get("/metrics").text, breaker("database")) == 0.0
     rig.record("lock_wait_503_s", round(took, 3))
     rig.record("lock_wait_error", answer.json()["error"])
+
+
+async def _stuck_holds(stack: Stack, client: Client, n: int) -> list[httpx.Response]:
+    headers = stack.headers(client.user)
+    bodies = [{"resource_id": client.world.resource, "starts_at": a, "ends_at": b}
+              for a, b in (slot(days=20 + i) for i in range(n))]  # fmt: skip
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as http:
+        return list(await asyncio.gather(*(http.post("/bookings", headers=headers, json=b)
+                                           for b in bodies)))  # fmt: skip
+
+
+@pytest.mark.parametrize("reserved", [2, 0])
+def test_a_checkout_storm_leaves_the_reserved_connections_to_operations(
+    db: ScratchDatabase, world: World, rig: Rig, reserved: int
+) -> None:
+    """Eight holds stuck on a locked resource row take public traffic's share of the pool
+    (4 - 2 reserved) and no more, so an admin query still gets a connection at once; with
+    no reserve (the control) they take all four and the admin query waits out the
+    checkout bound."""
+    overrides = {"db_pool_size": 4, "db_max_overflow": 0, "db_pool_reserved": reserved,
+                 "db_lock_timeout_s": 4.0, "db_statement_timeout_s": 5.0,
+                 "request_deadline_s": 10.0}  # fmt: skip
+    with rig.stack(db, **overrides) as stack:
+        client = Client(stack, world)
+        with RowLock(db, world.resource):
+            answers: list[httpx.Response] = []
+            storm = threading.Thread(
+                target=lambda: answers.extend(run(_stuck_holds(stack, client, 8)))
+            )
+            storm.start()
+            in_use = 0.0
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline and in_use < 4 - reserved:
+                in_use = metric(client.get("/metrics").text, "bookings_db_pool_in_use") or 0.0
+                time.sleep(0.05)
+            time.sleep(0.3)  # had the share been exceeded, it would show by now
+            in_use = metric(client.get("/metrics").text, "bookings_db_pool_in_use") or 0.0
+            admin, took = timed(lambda: stack.http.get("/admin/webhooks/failed",
+                                                       headers=stack.admin))  # fmt: skip
+        storm.join(30)
+    statuses = collections.Counter(r.status_code for r in answers)
+    assert set(statuses) <= {201, 503}, [r.text for r in answers if r.status_code != 201]
+    assert len(answers) == 8
+    if reserved:
+        assert in_use == 2, in_use
+        assert admin.status_code == 200, admin.text
+        assert took < 0.5, took
+        # The holds beyond the share waited for it, then were told to retry: db_busy.
+        busy = [r.json()["error"] for r in answers if r.status_code == 503]
+        assert set(busy) <= {"db_busy"}, busy
+        rig.record("admin_query_during_storm_s", round(took, 3))
+    else:
+        assert in_use == 4, in_use
+        assert admin.status_code == 503 or took >= 1.0, (admin.status_code, took)
 
 
 # ---------------------------------------------------------------- Redis

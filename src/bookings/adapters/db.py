@@ -8,13 +8,21 @@ breaker is open a request fails in microseconds instead of waiting out connect t
 so a database outage cannot fill the workers with hung requests; the first trial after
 ``db_breaker_reset_s`` finds out whether the database is back, and the pool's pre-ping
 replaces the dead connections, so recovery needs no restart.
+
+Public requests (customers' and the provider's webhooks, marked by the request middleware
+with :func:`public_lane`) share all but ``db_pool_reserved`` of the pool's connections.
+The reserve is for admin calls, health checks and background jobs (hold expiry, the mail
+outbox), so that during a checkout or webhook storm the on-call can still run the runbooks
+and readiness still tells the truth. Past the share a request waits up to the checkout
+bound, then is answered 503 ``db_busy`` (webhooks are retried by the provider anyway).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,7 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bookings.adapters.breaker import CircuitBreaker
-from bookings.errors import DbBusy, DbUnavailable, InvalidRequest
+from bookings.errors import DbBusy, DbSaturated, DbUnavailable, InvalidRequest
 from bookings.settings import Settings
 
 _DRIVERS = {
@@ -44,6 +52,23 @@ _PG_LOCK_NOT_AVAILABLE = "55P03"
 # PostgreSQL's statement_timeout cancels with query_canceled, which SQLAlchemy raises as a
 # bare DBAPIError (MariaDB's max_statement_time arrives as an OperationalError already).
 _PG_QUERY_CANCELED = "57014"
+
+
+# Whether the running request is public traffic (set per request by the middleware), and
+# whether this task already holds one of the public share's slots (a nested transaction
+# must not wait for a second one, or a full share would wait on itself).
+_PUBLIC = ContextVar("bookings_db_public", default=False)
+_HOLDING_SLOT = ContextVar("bookings_db_holding_slot", default=False)
+
+
+@contextmanager
+def public_lane(public: bool = True) -> Iterator[None]:
+    """Mark the work in this context as public traffic's (or not) for the pool."""
+    token = _PUBLIC.set(public)
+    try:
+        yield
+    finally:
+        _PUBLIC.reset(token)
 
 
 def async_url(url: str) -> sa.URL:
@@ -176,6 +201,10 @@ class Database:
             + settings.db_pool_timeout_s
             + 1.0
         )
+        capacity = settings.db_pool_size + settings.db_max_overflow
+        share = capacity - settings.db_pool_reserved
+        self.public_share = share if settings.db_pool_reserved and share >= 1 else None
+        self._public_slots = asyncio.Semaphore(share) if self.public_share else None
 
     @property
     def is_postgres(self) -> bool:
@@ -184,6 +213,26 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One transaction; trouble with the database itself becomes ``DbUnavailable``."""
+        slots = self._public_slots
+        if slots is None or not _PUBLIC.get() or _HOLDING_SLOT.get():
+            async with self._transaction() as conn:
+                yield conn
+            return
+        try:
+            async with asyncio.timeout(self._checkout_s):
+                await slots.acquire()
+        except TimeoutError:
+            raise DbSaturated() from None
+        holding = _HOLDING_SLOT.set(True)
+        try:
+            async with self._transaction() as conn:
+                yield conn
+        finally:
+            _HOLDING_SLOT.reset(holding)
+            slots.release()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
         if not self.breaker.allow():
             raise DbUnavailable()
         try:

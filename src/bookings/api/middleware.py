@@ -17,6 +17,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bookings.adapters.access_log import AccessLog, Entry
+from bookings.adapters.db import public_lane
 from bookings.observability.metrics import Metrics
 
 log = structlog.get_logger("bookings.access")
@@ -26,6 +27,8 @@ DEADLINE = {"error": "deadline_exceeded", "message": "the request took too long;
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 # Health checks and scrapes: never shed, never in the access log (a scraper would drown it).
 _OPERATIONAL = ("/health/", "/metrics")
+# Requests that may use the database connections kept back from public traffic (db.py).
+_OPERATIONS = (*_OPERATIONAL, "/admin/")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -126,7 +129,8 @@ class RequestContext:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            with public_lane(not scope["path"].startswith(_OPERATIONS)):
+                await self.app(scope, receive, send_with_id)
         except Exception:
             # Answered here rather than by Starlette's outermost handler, which re-raises
             # to the server and so drops the connection after the 500.

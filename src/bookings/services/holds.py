@@ -38,7 +38,14 @@ from bookings.domain.model import (
     price_cents,
 )
 from bookings.domain.payments import PaymentStatus
-from bookings.errors import AlreadyPaid, DbBusy, DbUnavailable, NotFound, SlotTaken
+from bookings.errors import (
+    AlreadyPaid,
+    DbBusy,
+    DbSaturated,
+    DbUnavailable,
+    NotFound,
+    SlotTaken,
+)
 from bookings.services.auth import Principal
 from bookings.services.context import Context
 
@@ -66,8 +73,12 @@ class Holds:
                 raise SlotTaken() from None
             except DbBusy as busy:
                 cause = busy.__cause__
-                if attempt == _MAX_ATTEMPTS or (cause is not None and is_lock_timeout(cause)):
-                    raise  # retrying a lock wait timeout would only multiply the wait
+                if (
+                    attempt == _MAX_ATTEMPTS
+                    or isinstance(busy, DbSaturated)
+                    or (cause is not None and is_lock_timeout(cause))
+                ):
+                    raise  # retrying a lock wait or a full pool would only multiply the wait
                 log.info("hold retried", reason="deadlock", attempt=attempt)
                 continue
             await self._cache.invalidate(resource_id)
