@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -18,6 +17,7 @@ from gameday.runbooks import database
 from gameday.runbooks.context import RunbookTarget, Runtime
 from gameday.runbooks.model import Diagnosis
 from tests.bookings.support import ScratchDatabase
+from tests.gameday.runbooks.support import quiet_client, wait_for
 
 pytestmark = [pytest.mark.slow]
 
@@ -56,17 +56,8 @@ def scratch() -> Iterator[ScratchDatabase]:
 
 
 def _client(db: ScratchDatabase, *statements: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(  # noqa: S603 - the mariadb client with our own statements
-        [shutil.which("mariadb") or "mariadb", "-uroot", "-h127.0.0.1", "-P3306", db.name],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdin is not None
-    proc.stdin.write("".join(f"{s};\n" for s in statements))
-    proc.stdin.flush()
-    return proc
+    mariadb = shutil.which("mariadb") or "mariadb"
+    return quiet_client([mariadb, "-uroot", "-h127.0.0.1", "-P3306", db.name], *statements)
 
 
 def _diagnose(db: ScratchDatabase, *, end: bool = False) -> tuple[Diagnosis, list[str]]:
@@ -83,24 +74,16 @@ def _diagnose(db: ScratchDatabase, *, end: bool = False) -> tuple[Diagnosis, lis
     return asyncio.run(go())
 
 
-def _wait(check: Any, timeout_s: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.2)
-    return check()
-
-
 def test_an_idle_transaction_on_mariadb_is_found_and_killed(scratch: ScratchDatabase) -> None:
     holder = _client(scratch, "BEGIN", "SELECT name FROM feature_flags WHERE name = 'X' FOR UPDATE")
     waiter = None
     try:
-        assert _wait(lambda: scratch.scalar("SELECT COUNT(*) FROM information_schema.INNODB_TRX"))
+        trx = "SELECT COUNT(*) FROM information_schema.INNODB_TRX"
+        assert wait_for(lambda: scratch.scalar(trx))
         waiter = _client(
             scratch, "BEGIN", "SELECT name FROM feature_flags WHERE name = 'X' FOR UPDATE"
         )
-        assert _wait(
+        assert wait_for(
             lambda: scratch.scalar(
                 "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'"
             )
@@ -118,7 +101,7 @@ def test_an_idle_transaction_on_mariadb_is_found_and_killed(scratch: ScratchData
         waiter.kill()
         waiter.wait()
         asyncio.run(_kill(scratch, int(waiting)))
-        assert _wait(
+        assert wait_for(
             lambda: (
                 not scratch.scalar(
                     "SELECT COUNT(*) FROM information_schema.INNODB_TRX "
@@ -128,9 +111,10 @@ def test_an_idle_transaction_on_mariadb_is_found_and_killed(scratch: ScratchData
         )
         _found, done = _diagnose(scratch, end=True)
         assert done == [f"session {found.changes[0].detail['pid']} ended"]
-        after = _wait(
+        after = wait_for(
             lambda: (d := _diagnose(scratch)[0]).invariants["idle_in_transaction"] == 0 and d
         )
+        assert after, "the session was not ended"
         assert after.invariants == {"idle_in_transaction": 0, "waiting_on_locks": 0}
     finally:
         for proc in (holder, waiter):
