@@ -389,14 +389,14 @@ def test_a_checkout_storm_leaves_the_reserved_connections_to_operations(
     if reserved:
         assert in_use == 2, in_use
         assert admin.status_code == 200, admin.text
-        assert took < 0.5, took
+        assert took < 1.0, took  # a fresh connection at most, never the 1.5 s checkout wait
         # The holds beyond the share waited for it, then were told to retry: db_busy.
         busy = [r.json()["error"] for r in answers if r.status_code == 503]
         assert set(busy) <= {"db_busy"}, busy
         rig.record("admin_query_during_storm_s", round(took, 3))
     else:
         assert in_use == 4, in_use
-        assert admin.status_code == 503 or took >= 1.0, (admin.status_code, took)
+        assert admin.status_code == 503 or took >= 1.4, (admin.status_code, took)
 
 
 # ---------------------------------------------------------------- Redis
