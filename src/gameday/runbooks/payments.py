@@ -135,9 +135,7 @@ async def _checkout(
     """The refunds with a freeze before them or a reopening after them, as asked."""
     freeze, reopen = bool(rt.scope.get("freeze")), bool(rt.scope.get("reopen"))
     try:
-        # The admin API reads the flags from the database: a worker's cached view (as in
-        # /health/full) may be a flag cache TTL old.
-        flags = await rt.admin("GET", "/admin/flags", what="reading the feature flags")
+        flags: dict[str, bool] = await service.current_flags(rt)
     except RunbookError:
         if freeze or reopen:
             raise

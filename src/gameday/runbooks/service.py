@@ -4,6 +4,8 @@ They read ``/health/full`` (dependency checks, breakers, flags, pool) and ``/met
 every instance: request counters are scraped twice, a few seconds apart, on each instance,
 so rates and error ratios describe *now* rather than everything since the process started
 (and deltas are never taken across two different instances behind a load balancer).
+``error-spike`` reads the flags through the admin API, as stored; ``redis-down`` takes them
+from ``/health/full``, which answers even when Redis's absence fails other routes closed.
 
 Resolutions are feature flags, flipped through the admin API (the service audits them):
 ``redis-down`` turns the Redis fallback on so the critical path survives; ``error-spike``
@@ -107,6 +109,13 @@ async def health(rt: Runtime) -> dict[str, Any]:
     return body
 
 
+async def current_flags(rt: Runtime) -> dict[str, bool]:
+    """The flags as stored: the admin API reads them from the database, where a worker's
+    own view (as in ``/health/full``) may be a flag-cache TTL old."""
+    found = await rt.admin("GET", "/admin/flags", what="reading the feature flags")
+    return {str(k): bool(v) for k, v in found.items()}
+
+
 def flag_change(name: str, enabled: bool, why: str) -> Change:
     return Change("set_flag", f"flag:{name}", why, rows=1, detail={"enabled": enabled})
 
@@ -177,7 +186,7 @@ async def _recent_flags(rt: Runtime) -> list[dict[str, Any]]:
 async def diagnose_errors(rt: Runtime) -> Diagnosis:
     seen, missing = await traffic(rt)
     body = await health(rt)
-    flags = body.get("flags") or {}
+    flags = await current_flags(rt)
     recent = await _recent_flags(rt)
     erroring = {
         r: seen.errors[r] / n
