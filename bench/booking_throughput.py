@@ -651,6 +651,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="the service without its access_log table (to price the access log)",
     )
+    parser.add_argument(
+        "--pool-reserved",
+        type=int,
+        default=None,
+        metavar="N",
+        help="connections kept from public traffic (default: the service's own, 3; "
+        "0 prices the reserve)",
+    )
     return parser.parse_args(argv)
 
 
@@ -665,6 +673,8 @@ def main(argv: list[str] | None = None) -> int:
     database = f"bench_bookings_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     values = service_settings(database)
     values["access_log_enabled"] = not args.no_access_log
+    if args.pool_reserved is not None:
+        values["db_pool_reserved"] = args.pool_reserved
     began = time.perf_counter()
     service: ServiceProcess | None = None
     try:

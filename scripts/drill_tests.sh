@@ -18,10 +18,14 @@ for file in "$D"/test_drill_*.py; do  # a new drill file must be put in a half
         *) echo "scripts/drill_tests.sh: $file is in neither half" >&2; exit 2 ;;
     esac
 done
+# Each half's temporary files (drill journals, histories, database snapshots) in a place of
+# its own, removed at the end whatever happens.
+base=$(mktemp -d -t gameday-drill-tests.XXXXXX)
+trap 'rm -rf "$base"' EXIT
 half() {  # name, files...
     local name=$1
     shift
-    .venv/bin/pytest -m drill -p no:cacheprovider --basetemp="$(mktemp -d)" \
+    .venv/bin/pytest -m drill -p no:cacheprovider --basetemp="$base/$name" \
         --durations=5 "$@" 2>&1 | sed -u "s/^/[$name] /"
 }
 half drills-1 "${FIRST[@]}" &

@@ -846,6 +846,7 @@ def test_health_endpoints_answer_with_their_documented_shapes(patient: Stack) ->
     s = stack.settings
     assert full["db_pool"]["size"] == s.db_pool_size + s.db_max_overflow
     assert 0 <= full["db_pool"]["in_use"] <= full["db_pool"]["size"]
+    assert full["db_pool"]["public_share"] == full["db_pool"]["size"] - s.db_pool_reserved
 
 
 def closed_port() -> int:

@@ -272,7 +272,8 @@ async def diagnose_latency(rt: Runtime) -> Diagnosis:
         )
     lock_waits = int(waits[0]["n"]) if waits else 0
     notes = [
-        f"DB pool of the answering instance: {pool.get('in_use')}/{pool.get('size')}",
+        f"DB pool of the answering instance: {pool.get('in_use')}/{pool.get('size')}"
+        + (f" (public traffic may use {share})" if (share := pool.get("public_share")) else ""),
         f"sessions waiting on locks: {lock_waits} (gameday runbook db-connections for detail)",
         f"breakers: {body.get('breakers')}",
         "remedies are for a human: the slow query, an index, the pool size, or shed load",

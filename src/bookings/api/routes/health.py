@@ -90,7 +90,7 @@ async def full(c: Services) -> JSONResponse:
                     ("provider", c.stripe.breaker),
                 )
             },
-            "db_pool": {"in_use": in_use, "size": size},
+            "db_pool": {"in_use": in_use, "size": size, "public_share": c.db.public_share},
         }
     )
     return JSONResponse(body, 200 if ok else 503)
