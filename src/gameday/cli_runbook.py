@@ -308,6 +308,18 @@ _SCOPES: dict[str, list[inspect.Parameter]] = {
             ],
             security.DEFAULT_SINCE_S,
         ),
+        _option(
+            "lock",
+            Annotated[
+                bool,
+                typer.Option(
+                    "--lock",
+                    help="Lock the accounts as well: their logins are refused until "
+                    "unlocked (for a leaked password).",
+                ),
+            ],
+            False,
+        ),
     ],
     "payment-anomaly": [
         _option(

@@ -620,7 +620,7 @@ def concrete(path: str) -> str:
 
 def test_every_admin_route_refuses_callers_without_admin_rights(stack: Stack, world: World) -> None:
     routes = admin_routes()
-    assert len(routes) == 8
+    assert len(routes) == 10
     admin_user = stack.tokens.issue(Principal(world.admin, Role.ADMIN, Tier.NORMAL)).access_token
     customer = stack.headers(world.customers[0])
     for method, path in routes:
@@ -806,7 +806,8 @@ EXPECTED_ROUTES = {
     ("POST", "/admin/bookings/{booking_id}/resend-confirmation"),
     ("GET", "/admin/webhooks/failed"), ("POST", "/admin/webhooks/{event_id}/replay"),
     ("GET", "/admin/flags"), ("PUT", "/admin/flags/{name}"),
-    ("POST", "/admin/users/{user_id}/revoke-tokens"), ("GET", "/health/live"),
+    ("POST", "/admin/users/{user_id}/revoke-tokens"), ("POST", "/admin/users/{user_id}/lock"),
+    ("POST", "/admin/users/{user_id}/unlock"), ("GET", "/health/live"),
     ("GET", "/health/ready"), ("GET", "/health/full"),
 }  # fmt: skip
 

@@ -80,6 +80,50 @@ def test_revoke_refuses_an_unknown_user_and_a_bad_reason(stack: Stack) -> None:
     assert long.status_code == 422
 
 
+def test_a_locked_account_cannot_log_in_until_unlocked(
+    db: ScratchDatabase, stack: Stack, world: World
+) -> None:
+    user = add_user(db, "bob@example.test", PASSWORD)
+    pair = login(stack, "bob@example.test", PASSWORD).json()
+    locked = stack.http.post(
+        f"/admin/users/{user}/lock", headers=stack.admin, json={"reason": "INC-2 leaked password"}
+    )
+    assert locked.status_code == 200, locked.text
+    assert locked.json()["locked"] is True
+    # Its tokens are revoked with it, and the right password is refused; a wrong one is told
+    # only that it is wrong (the lock is no oracle for who has an account).
+    assert_error(stack.http.get("/resources", headers=bearer(pair["access_token"])), 401,
+                 "token_revoked")  # fmt: skip
+    assert_error(stack.http.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]}),
+                 401, "token_revoked")  # fmt: skip
+    assert_error(login(stack, "bob@example.test", PASSWORD), 403, "account_locked")
+    assert_error(login(stack, "bob@example.test", "not-the-password"), 401, "invalid_credentials")
+    assert login(stack, "c0@example.test", PASSWORD).status_code in (200, 401)  # others untouched
+    assert (
+        stack.http.get("/resources", headers=stack.headers(world.customers[0])).status_code == 200
+    )
+
+    unlocked = stack.http.post(f"/admin/users/{user}/unlock", headers=stack.admin, json={})
+    assert unlocked.status_code == 200, unlocked.text
+    fresh = login(stack, "bob@example.test", PASSWORD)
+    assert fresh.status_code == 200, fresh.text
+    assert (
+        stack.http.get("/resources", headers=bearer(fresh.json()["access_token"])).status_code
+        == 200
+    )
+    # The tokens from before the lock stay refused.
+    assert_error(stack.http.get("/resources", headers=bearer(pair["access_token"])), 401,
+                 "token_revoked")  # fmt: skip
+    audited = db.query("SELECT action, subject FROM audit_log WHERE subject = :s ORDER BY id",
+                       s=f"user:{user}")  # fmt: skip
+    assert [tuple(r) for r in audited] == [("lock_account", f"user:{user}"),
+                                           ("unlock_account", f"user:{user}")]  # fmt: skip
+    missing = stack.http.post("/admin/users/987654/lock", headers=stack.admin, json={})
+    assert_error(missing, 404, "user_not_found")
+    unauthorised = stack.http.post(f"/admin/users/{user}/lock", json={})
+    assert unauthorised.status_code in (401, 403)
+
+
 def _rows(db: ScratchDatabase, source: str) -> list[tuple[object, ...]]:
     return [
         tuple(r)

@@ -60,6 +60,8 @@ users = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     # Access and refresh tokens issued before this are refused (NULL: none revoked).
     sa.Column("tokens_valid_after", UTCDateTime, nullable=True),
+    # Set while the account is locked: logins are refused (403 account_locked).
+    sa.Column("locked_at", UTCDateTime, nullable=True),
     sa.Index("ix_users_tokens_valid_after", "tokens_valid_after"),
 )
 

@@ -107,3 +107,12 @@ class Admin:
         at = await self._revocations.revoke(user_id)
         await self.audit(actor, "revoke_tokens", f"user:{user_id}", reason=reason)
         return at
+
+    async def lock_account(self, user_id: int, actor: str, reason: str) -> datetime:
+        at = await self._revocations.revoke(user_id, lock=True)
+        await self.audit(actor, "lock_account", f"user:{user_id}", reason=reason)
+        return at
+
+    async def unlock_account(self, user_id: int, actor: str, reason: str) -> None:
+        await self._revocations.unlock(user_id)
+        await self.audit(actor, "unlock_account", f"user:{user_id}", reason=reason)

@@ -145,6 +145,8 @@ class Auth:
         # scrypt takes tens of milliseconds: keep it off the event loop.
         if not await asyncio.to_thread(verify_password, password, stored) or not row:
             raise AuthError("wrong email or password", code="invalid_credentials")
+        if row.locked_at is not None:  # told only to whoever knows the password
+            raise Forbidden("the account is locked; contact support", code="account_locked")
         return self._tokens.issue(Principal(row.id, Role(row.role), Tier(row.tier)), ttl_s)
 
     def check_admin_token(self, token: str) -> Principal:

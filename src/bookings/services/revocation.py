@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -78,14 +78,21 @@ class Revocations:
         ttl = self._ctx.settings.revocation_cache_ttl_s
         return self._loaded_at is None or self._clock() - self._loaded_at >= ttl
 
-    async def revoke(self, user_id: int) -> datetime:
-        """From now on, the user's earlier tokens are refused; new logins are not."""
+    async def revoke(self, user_id: int, *, lock: bool = False) -> datetime:
+        """From now on, the user's earlier tokens are refused; new logins are not, unless
+        ``lock`` (then they get 403 ``account_locked`` until :meth:`unlock`)."""
         at = self._ctx.now()
-        async with self._ctx.db.transaction() as conn:
-            done = await conn.execute(
-                sa.update(users).where(users.c.id == user_id).values(tokens_valid_after=at)
-            )
-        if done.rowcount != 1:
-            raise NotFound(f"no user {user_id}", code="user_not_found")
+        values = {"tokens_valid_after": at, **({"locked_at": at} if lock else {})}
+        await self._update(user_id, values)
         self._cutoffs[user_id] = at.timestamp()
         return at
+
+    async def unlock(self, user_id: int) -> None:
+        """Logins are accepted again; tokens revoked stay revoked."""
+        await self._update(user_id, {"locked_at": None})
+
+    async def _update(self, user_id: int, values: Mapping[str, datetime | None]) -> None:
+        async with self._ctx.db.transaction() as conn:
+            done = await conn.execute(sa.update(users).where(users.c.id == user_id).values(values))
+        if done.rowcount != 1:
+            raise NotFound(f"no user {user_id}", code="user_not_found")

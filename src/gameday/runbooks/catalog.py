@@ -90,7 +90,7 @@ RUNBOOKS: dict[str, Runbook] = {
             "critical",
             6,
             "refused authentication per source, what one source did, where one account "
-            "was used from; revokes the tokens of the accounts involved",
+            "was used from; revokes the tokens of the accounts involved (--lock: locks them)",
             security.diagnose,
             security.revoke,
         ),

@@ -12,6 +12,10 @@ a dead token still in flight (workers learn of a revocation within a couple of s
 not a live one; so a second run finds nothing to do until the account gets a new token (a
 fresh login: the password may be known too, which the notes say).
 
+With ``--lock`` the accounts are locked as well (their tokens revoked and their logins
+refused until an operator unlocks them): containment for a leaked password until its owner
+resets it. An account is then contained once it is locked and has no live token.
+
 Blocking the address belongs to the edge (firewall, WAF), not to this service; the notes
 say so rather than pretend. The addresses are shown to the operator and kept in their
 plans and audit trail, never in a drill report.
@@ -49,9 +53,9 @@ _ROUTES = (
 # accepted. 401s that name a user are tokens refused as revoked.
 _ACCOUNTS_OF_SOURCE = (
     "SELECT a.user_id, COUNT(*) AS n, MAX(a.token_issued_at) AS newest_token, "
-    "u.tokens_valid_after FROM access_log a JOIN users u ON u.id = a.user_id "
+    "u.tokens_valid_after, u.locked_at FROM access_log a JOIN users u ON u.id = a.user_id "
     "WHERE a.source = :source AND a.at >= :since AND a.status <> 401 "
-    "GROUP BY a.user_id, u.tokens_valid_after ORDER BY a.user_id"
+    "GROUP BY a.user_id, u.tokens_valid_after, u.locked_at ORDER BY a.user_id"
 )
 _SOURCES_OF_USER = (
     "SELECT source, COUNT(*) AS n, "
@@ -60,7 +64,7 @@ _SOURCES_OF_USER = (
     "FROM access_log WHERE user_id = :user AND at >= :since "
     "GROUP BY source ORDER BY n DESC LIMIT 20"
 )
-_USER = "SELECT id, tokens_valid_after FROM users WHERE id = :user"
+_USER = "SELECT id, tokens_valid_after, locked_at FROM users WHERE id = :user"
 _NEWEST_ISSUED = (
     "SELECT MAX(token_issued_at) AS newest_token FROM access_log "
     "WHERE user_id = :user AND status <> 401"
@@ -89,8 +93,20 @@ class _Found:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-def _revoke(user_id: int, why: str) -> Change:
-    return Change("revoke_tokens", f"user:{user_id}", why, rows=1, detail={"user_id": user_id})
+def _contain(rt: Runtime, account: Any, newest_token: Any, why: str, out: _Found) -> None:
+    """Plan what the account still needs: a revocation, or with ``--lock`` a lock (which
+    revokes too). Its state goes into the facts, so a change before the apply is drift."""
+    user_id, lock = int(account["id"]), bool(rt.scope.get("lock"))
+    out.facts[f"user:{user_id}"] = _iso(account["tokens_valid_after"])
+    if lock:
+        out.facts[f"locked:{user_id}"] = account["locked_at"] is not None
+    done = _contained(account["tokens_valid_after"], newest_token) and (
+        not lock or account["locked_at"] is not None
+    )
+    if done or f"user:{user_id}" in {c.subject for c in out.changes}:
+        return
+    action = "lock_account" if lock else "revoke_tokens"
+    out.changes.append(Change(action, f"user:{user_id}", why, rows=1, detail={"user_id": user_id}))
 
 
 async def diagnose(rt: Runtime) -> Diagnosis:
@@ -127,10 +143,15 @@ async def diagnose(rt: Runtime) -> Diagnosis:
         invariants = {"suspicious_sources": len(noisy)}
     else:
         invariants = {"accounts_to_contain": len(out.changes)}
-    if out.facts:
+    if out.facts and not rt.scope.get("lock"):
         notes.append(
-            "revoking ends sessions, not the knowledge of a password: reset the password "
-            "of an account used by someone else"
+            "revoking ends sessions, not the knowledge of a password: add --lock to refuse "
+            "the accounts' logins too until their owners reset their passwords"
+        )
+    elif out.facts:
+        notes.append(
+            "a locked account stays locked until POST /admin/users/{id}/unlock, once its "
+            "owner has reset the password"
         )
     if source is not None:
         notes.append(f"block {source} at the edge (firewall, WAF) if it keeps going")
@@ -149,16 +170,15 @@ async def _scope_source(rt: Runtime, source: str, since: datetime, out: _Found) 
         )
     presented = await rt.rows(_REVOKED_PRESENTED.format(column="source"), value=source, since=since)
     _presented(presented, f"from {source}", out.findings)
-    for account in await rt.rows(_ACCOUNTS_OF_SOURCE, source=source, since=since):
-        user_id = int(account["user_id"])
-        out.facts[f"user:{user_id}"] = _iso(account["tokens_valid_after"])
-        if _contained(account["tokens_valid_after"], account["newest_token"]):
-            continue
-        out.changes.append(_revoke(user_id, f"used from {source} with an accepted token"))
+    for used in await rt.rows(_ACCOUNTS_OF_SOURCE, source=source, since=since):
+        account = dict(used) | {"id": used["user_id"]}
+        why = f"used from {source} with an accepted token"
+        _contain(rt, account, used["newest_token"], why, out)
     if out.changes:
+        still = "are not contained" if rt.scope.get("lock") else "still have live tokens"
         out.findings.append(
             Finding(
-                f"{len(out.changes)} account(s) used from {source} still have live tokens",
+                f"{len(out.changes)} account(s) used from {source} {still}",
                 [{"user_id": c.detail["user_id"]} for c in out.changes[:_LIMIT]],
             )
         )
@@ -168,7 +188,6 @@ async def _scope_user(rt: Runtime, user: int, since: datetime, out: _Found) -> N
     found = await rt.rows(_USER, user=user)
     if not found:
         raise RunbookError(f"no user {user} in the target's database")
-    valid_after = found[0]["tokens_valid_after"]
     sources = await rt.rows(_SOURCES_OF_USER, user=user, since=since)
     if sources:
         out.findings.append(
@@ -188,12 +207,8 @@ async def _scope_user(rt: Runtime, user: int, since: datetime, out: _Found) -> N
         )
     presented = await rt.rows(_REVOKED_PRESENTED.format(column="user_id"), value=user, since=since)
     _presented(presented, f"for user {user}", out.findings)
-    out.facts[f"user:{user}"] = _iso(valid_after)
     newest_token = (await rt.rows(_NEWEST_ISSUED, user=user))[0]["newest_token"]
-    if not _contained(valid_after, newest_token) and f"user:{user}" not in {
-        c.subject for c in out.changes
-    }:
-        out.changes.append(_revoke(user, "named by --user"))
+    _contain(rt, found[0], newest_token, "named by --user", out)
 
 
 def _presented(rows: list[Any], where: str, findings: list[Finding]) -> None:
@@ -225,14 +240,21 @@ def _route_row(r: Any) -> dict[str, Any]:
     }
 
 
+_ENDPOINTS = {"revoke_tokens": "revoke-tokens", "lock_account": "lock"}
+
+
 async def revoke(rt: Runtime, change: Change, incident: str) -> str:
-    if change.action != "revoke_tokens":
+    endpoint = _ENDPOINTS.get(change.action)
+    if endpoint is None:
         raise RunbookError(f"security cannot {change.action}")
     user_id = int(change.detail["user_id"])
     found = await rt.admin(
         "POST",
-        f"/admin/users/{user_id}/revoke-tokens",
+        f"/admin/users/{user_id}/{endpoint}",
         json={"reason": f"{incident}: {change.why}"[:200]},
-        what=f"revoking the tokens of user {user_id}",
+        what=f"{change.action.replace('_', ' ')} of user {user_id}",
     )
-    return f"tokens of user {user_id} issued before {found.get('tokens_valid_after')} refused"
+    locked = " and its logins refused" if change.action == "lock_account" else ""
+    return (
+        f"tokens of user {user_id} issued before {found.get('tokens_valid_after')} refused{locked}"
+    )

@@ -254,6 +254,43 @@ def test_a_user_is_revoked_on_request_and_bad_scopes_are_refused(
     assert "no user 987654" in said(missing)
 
 
+def test_lock_refuses_the_accounts_logins_until_unlocked(
+    intrusion: Intrusion, tmp_path: Path
+) -> None:
+    """A leaked password: ``--lock`` plans a lock (tokens revoked, logins refused), and an
+    account revoked but not locked still needs one under ``--lock``."""
+    stack = intrusion.stack
+    source = "203.0.113.77"
+    victim = _login(stack, source, CUSTOMERS[7])
+    _use(stack, source, victim, times=1)
+    assert wait_for(lambda: _logged(stack, source) >= 2)
+
+    found = _runbook(stack, tmp_path, "--user", str(victim.user_id), "--lock")
+    assert found.exit_code == 1, found.output
+    plan = latest_plan(tmp_path)
+    assert [(c["action"], c["subject"]) for c in plan["changes"]] == [
+        ("lock_account", f"user:{victim.user_id}")
+    ]
+    applied = _runbook(stack, tmp_path, "--apply", "--plan", plan["digest"], "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert "accounts_to_contain: 1 → 0" in said(applied)
+    assert wait_for(lambda: _refused(stack.ingress_url, victim), timeout_s=6)
+    credentials = {"email": CUSTOMERS[7], "password": stack.secrets.gameday_password}
+    with _http(stack, source) as http:
+        again = http.post("/auth/token", json=credentials)
+    assert (again.status_code, again.json()["error"]) == (403, "account_locked")
+    assert _runbook(stack, tmp_path, "--user", str(victim.user_id), "--lock").exit_code == 0
+
+    # Unlocked by an operator: the same account, revoked but not locked, needs a lock again.
+    admin = {"X-Admin-Token": stack.secrets.admin_token}
+    unlocked = httpx.post(f"{stack.ingress_url}/admin/users/{victim.user_id}/unlock",
+                          headers=admin, json={"reason": "owner reset"}, timeout=10)  # fmt: skip
+    assert unlocked.status_code == 200, unlocked.text
+    assert _runbook(stack, tmp_path, "--user", str(victim.user_id)).exit_code == 0
+    assert _runbook(stack, tmp_path, "--user", str(victim.user_id), "--lock").exit_code == 1
+    assert latest_plan(tmp_path)["changes"][0]["action"] == "lock_account"
+
+
 def test_requests_are_logged_without_secrets(intrusion: Intrusion) -> None:
     rows = asyncio.run(
         query(

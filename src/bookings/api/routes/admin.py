@@ -67,6 +67,24 @@ async def revoke_tokens(
     user_id: Id, body: RevokeRequest, c: Services, who: Admin
 ) -> dict[str, Any]:
     """Refuse every token the user was issued until now (access and refresh; 401
-    ``token_revoked``). A new login is not refused: if the password leaked, reset it too."""
+    ``token_revoked``). A new login is not refused: if the password leaked, lock the
+    account (``/lock``) until its owner resets it."""
     at = await c.admin.revoke_tokens(user_id, _actor(who), body.reason)
     return {"user_id": user_id, "tokens_valid_after": at.isoformat()}
+
+
+@router.post("/users/{user_id}/lock")
+async def lock_account(user_id: Id, body: RevokeRequest, c: Services, who: Admin) -> dict[str, Any]:
+    """Revoke every token of the user and refuse their logins (403 ``account_locked``) until
+    unlocked: containment for a leaked password until its owner resets it."""
+    at = await c.admin.lock_account(user_id, _actor(who), body.reason)
+    return {"user_id": user_id, "tokens_valid_after": at.isoformat(), "locked": True}
+
+
+@router.post("/users/{user_id}/unlock")
+async def unlock_account(
+    user_id: Id, body: RevokeRequest, c: Services, who: Admin
+) -> dict[str, Any]:
+    """Accept the user's logins again (tokens revoked before stay revoked)."""
+    await c.admin.unlock_account(user_id, _actor(who), body.reason)
+    return {"user_id": user_id, "locked": False}
