@@ -19,9 +19,8 @@ for file in "$D"/test_drill_*.py; do  # a new drill file must be put in a half
     esac
 done
 # Each half's temporary files (drill journals, histories, database snapshots) in a place of
-# its own, removed at the end whatever happens.
+# its own (0700), removed when both halves pass and kept as evidence when one fails.
 base=$(mktemp -d -t gameday-drill-tests.XXXXXX)
-trap 'rm -rf "$base"' EXIT
 half() {  # name, files...
     local name=$1
     shift
@@ -36,5 +35,9 @@ wait "$first"
 a=$?
 wait "$second"
 b=$?
-if [ "$a" -ne 0 ]; then exit "$a"; fi
-exit "$b"
+if [ "$a" -ne 0 ] || [ "$b" -ne 0 ]; then
+    echo "scripts/drill_tests.sh: the drills' journals and histories are kept in $base" >&2
+    if [ "$a" -ne 0 ]; then exit "$a"; fi
+    exit "$b"
+fi
+rm -rf "$base"

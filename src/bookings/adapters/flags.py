@@ -8,7 +8,6 @@ safeguard flags read as off and cannot be switched on.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -17,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from bookings.adapters.db import Database
+from bookings.adapters.freshness import Freshness
 from bookings.adapters.tables import feature_flags
 from bookings.errors import DbUnavailable, FlagLocked, NotFound
 
@@ -54,13 +54,10 @@ class FlagStore:
         on_change: Callable[[dict[str, bool]], None] | None = None,
     ) -> None:
         self._db = db
-        self._ttl_s = ttl_s
         self._unsafe = unsafe
-        self._clock = clock
         self._on_change = on_change
         self._values = self._apply_unsafe(dict(DEFAULTS))
-        self._loaded_at: float | None = None
-        self._reloading = asyncio.Lock()
+        self._freshness = Freshness(ttl_s, clock)
 
     def _apply_unsafe(self, values: dict[str, bool]) -> dict[str, bool]:
         if self._unsafe:
@@ -78,23 +75,15 @@ class FlagStore:
         values.update({row.name: bool(row.enabled) for row in rows if row.name in DEFAULTS})
         values = self._apply_unsafe(values)
         changed = values != self._values
-        self._values, self._loaded_at = values, self._clock()
+        self._values = values
+        self._freshness.loaded()
         if changed and self._on_change is not None:
             self._on_change(dict(values))
         return dict(values)
 
     async def all(self) -> dict[str, bool]:
-        # One reload at a time, as for token revocations: when the cache expires under a
-        # storm, one request reads the flags and the others go on with the values they have
-        # (unless there are none yet), instead of each taking a pooled connection for it.
-        if self._stale() and (not self._reloading.locked() or self._loaded_at is None):
-            async with self._reloading:
-                if self._stale():
-                    await self.refresh()
+        await self._freshness.ensure(self.refresh)
         return dict(self._values)
-
-    def _stale(self) -> bool:
-        return self._loaded_at is None or self._clock() - self._loaded_at >= self._ttl_s
 
     async def enabled(self, name: str) -> bool:
         return (await self.all())[name]

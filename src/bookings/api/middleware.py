@@ -28,7 +28,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 # Health checks and scrapes: never shed, never in the access log (a scraper would drown it).
 _OPERATIONAL = ("/health/", "/metrics")
 # Requests that may use the database connections kept back from public traffic (db.py).
-_OPERATIONS = (*_OPERATIONAL, "/admin/")
+_MAY_USE_RESERVE = (*_OPERATIONAL, "/admin/")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -129,7 +129,7 @@ class RequestContext:
             await send(message)
 
         try:
-            with public_lane(not scope["path"].startswith(_OPERATIONS)):
+            with public_lane(not scope["path"].startswith(_MAY_USE_RESERVE)):
                 await self.app(scope, receive, send_with_id)
         except Exception:
             # Answered here rather than by Starlette's outermost handler, which re-raises

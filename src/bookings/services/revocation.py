@@ -14,7 +14,6 @@ after a revocation is not caught by it.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 import structlog
 
+from bookings.adapters.freshness import Freshness
 from bookings.adapters.tables import users
 from bookings.errors import AuthError, DbUnavailable, NotFound
 from bookings.services.auth import Principal
@@ -35,10 +35,8 @@ _MAX_TRACKED = 100_000
 class Revocations:
     def __init__(self, ctx: Context, clock: Callable[[], float] = time.monotonic) -> None:
         self._ctx = ctx
-        self._clock = clock
         self._cutoffs: dict[int, float] = {}
-        self._loaded_at: float | None = None
-        self._reloading = asyncio.Lock()
+        self._freshness = Freshness(ctx.settings.revocation_cache_ttl_s, clock)
 
     async def reload(self) -> None:
         s = self._ctx.settings
@@ -58,25 +56,15 @@ class Revocations:
         if len(rows) == _MAX_TRACKED:
             log.error("revocations past the tracked maximum", tracked=_MAX_TRACKED)
         self._cutoffs = {int(r.id): r.tokens_valid_after.timestamp() for r in rows}
-        self._loaded_at = self._clock()
+        self._freshness.loaded()
 
     async def check(self, who: Principal) -> None:
         """Refuse (401 ``token_revoked``) a token issued before its user's cut-off."""
-        # One reload at a time: a burst of requests must not become a burst of queries (the
-        # pool is what a payment storm runs short of). While one runs, the others go on
-        # with the list they have, unless there is none yet.
-        if self._stale() and (not self._reloading.locked() or self._loaded_at is None):
-            async with self._reloading:
-                if self._stale():
-                    await self.reload()
+        await self._freshness.ensure(self.reload)
         cutoff = self._cutoffs.get(who.user_id)
         if cutoff is not None and who.issued_at < cutoff:
             self._ctx.metrics.tokens_revoked.inc()
             raise AuthError("the token has been revoked; log in again", code="token_revoked")
-
-    def _stale(self) -> bool:
-        ttl = self._ctx.settings.revocation_cache_ttl_s
-        return self._loaded_at is None or self._clock() - self._loaded_at >= ttl
 
     async def revoke(self, user_id: int, *, lock: bool = False) -> datetime:
         """From now on, the user's earlier tokens are refused; new logins are not, unless

@@ -93,10 +93,12 @@ class _Found:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-def _contain(rt: Runtime, account: Any, newest_token: Any, why: str, out: _Found) -> None:
+def _contain(
+    rt: Runtime, user_id: int, account: Any, newest_token: Any, *, why: str, out: _Found
+) -> None:
     """Plan what the account still needs: a revocation, or with ``--lock`` a lock (which
     revokes too). Its state goes into the facts, so a change before the apply is drift."""
-    user_id, lock = int(account["id"]), bool(rt.scope.get("lock"))
+    lock = bool(rt.scope.get("lock"))
     out.facts[f"user:{user_id}"] = _iso(account["tokens_valid_after"])
     if lock:
         out.facts[f"locked:{user_id}"] = account["locked_at"] is not None
@@ -170,10 +172,9 @@ async def _scope_source(rt: Runtime, source: str, since: datetime, out: _Found) 
         )
     presented = await rt.rows(_REVOKED_PRESENTED.format(column="source"), value=source, since=since)
     _presented(presented, f"from {source}", out.findings)
+    why = f"used from {source} with an accepted token"
     for used in await rt.rows(_ACCOUNTS_OF_SOURCE, source=source, since=since):
-        account = dict(used) | {"id": used["user_id"]}
-        why = f"used from {source} with an accepted token"
-        _contain(rt, account, used["newest_token"], why, out)
+        _contain(rt, int(used["user_id"]), used, used["newest_token"], why=why, out=out)
     if out.changes:
         still = "are not contained" if rt.scope.get("lock") else "still have live tokens"
         out.findings.append(
@@ -208,7 +209,7 @@ async def _scope_user(rt: Runtime, user: int, since: datetime, out: _Found) -> N
     presented = await rt.rows(_REVOKED_PRESENTED.format(column="user_id"), value=user, since=since)
     _presented(presented, f"for user {user}", out.findings)
     newest_token = (await rt.rows(_NEWEST_ISSUED, user=user))[0]["newest_token"]
-    _contain(rt, found[0], newest_token, "named by --user", out)
+    _contain(rt, user, found[0], newest_token, why="named by --user", out=out)
 
 
 def _presented(rows: list[Any], where: str, findings: list[Finding]) -> None:

@@ -47,8 +47,12 @@ pytestmark = [pytest.mark.slow]
 runner = CliRunner()
 
 
+def _args(stack: Stack, out: Path, name: str, *args: str) -> list[str]:
+    return ["runbook", name, "--stack", stack.id, "--out", str(out), *args]
+
+
 def _runbook(stack: Stack, out: Path, name: str, *args: str) -> Any:
-    return runner.invoke(app, ["runbook", name, "--stack", stack.id, "--out", str(out), *args])
+    return runner.invoke(app, _args(stack, out, name, *args))
 
 
 async def _failed_event(stack: Stack, out: Path) -> str:
@@ -167,16 +171,7 @@ def test_an_idle_transaction_is_found_and_ended(failed: tuple[Stack, str], tmp_p
         waiter = _psql(stack, "BEGIN", "SELECT id FROM resources WHERE id = 1 FOR UPDATE")
         wait_for(lambda: "active" in _sessions(stack).values())
         time.sleep(1.2)
-        args = [
-            "runbook",
-            "db-connections",
-            "--stack",
-            stack.id,
-            "--out",
-            str(tmp_path),
-            "--older-than",
-            "1",
-        ]
+        args = _args(stack, tmp_path, "db-connections", "--older-than", "1")
         found = runner.invoke(app, args)
         assert found.exit_code == 1, found.output
         text = said(found)
@@ -227,7 +222,7 @@ def test_a_dead_confirmation_is_requeued_and_sent(
         assert wait_for(lambda: _mail(stack, booking) == "dead", 20)
     finally:
         assert hooks.heal(entry.id) is None
-    args = ["runbook", "outbox-backlog", "--stack", stack.id, "--out", str(tmp_path)]
+    args = _args(stack, tmp_path, "outbox-backlog")
     found = runner.invoke(app, args)
     assert found.exit_code == 1, found.output
     assert "1 message(s) given up on (dead)" in said(found)
@@ -264,16 +259,7 @@ def test_redis_down_with_the_fallback_off_turns_it_on(
     hooks = Hooks(stack, tmp_path)
     entry = hooks.inject(build("down", "redis", {}), 60)
     try:
-        args = [
-            "runbook",
-            "redis-down",
-            "--stack",
-            stack.id,
-            "--out",
-            str(tmp_path),
-            "--window",
-            "1",
-        ]
+        args = _args(stack, tmp_path, "redis-down", "--window", "1")
 
         def diagnosed() -> Any:  # the service notices within its breaker's first failures
             done = runner.invoke(app, args)
@@ -301,16 +287,7 @@ def test_error_spike_finds_the_safeguard_turned_off_and_restores_it(
     stack, _event = failed
     _flag(stack, "BOOKING_ATOMIC_LOCKING", False)
     try:
-        args = [
-            "runbook",
-            "error-spike",
-            "--stack",
-            stack.id,
-            "--out",
-            str(tmp_path),
-            "--window",
-            "1",
-        ]
+        args = _args(stack, tmp_path, "error-spike", "--window", "1")
         found = runner.invoke(app, args)
         assert found.exit_code == 1, found.output
         text = said(found)
@@ -327,27 +304,11 @@ def test_error_spike_finds_the_safeguard_turned_off_and_restores_it(
 
 def test_slow_responses_is_a_diagnosis_only(failed: tuple[Stack, str], tmp_path: Path) -> None:
     stack, _event = failed
-    done = runner.invoke(
-        app,
-        ["runbook", "slow-responses", "--stack", stack.id, "--out", str(tmp_path), "--window", "1"],
-    )
+    done = _runbook(stack, tmp_path, "slow-responses", "--window", "1")
     assert done.exit_code in (0, 1), done.output
     assert "sessions waiting on locks:" in said(done)
-    refused = runner.invoke(
-        app,
-        [
-            "runbook",
-            "slow-responses",
-            "--stack",
-            stack.id,
-            "--out",
-            str(tmp_path),
-            "--apply",
-            "--plan",
-            next((tmp_path / "plans").glob("*.json")).stem,
-            "--yes",
-        ],
-    )
+    plan = next((tmp_path / "plans").glob("*.json")).stem
+    refused = _runbook(stack, tmp_path, "slow-responses", "--apply", "--plan", plan, "--yes")
     assert refused.exit_code == 5
     assert "no automated resolution" in said(refused)
 

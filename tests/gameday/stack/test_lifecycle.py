@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from gameday.cli import app
 from gameday.stack.processes import alive, listening
 from gameday.stack.state import read_state
 
@@ -136,9 +138,6 @@ def test_status_without_a_stack_says_how_to_start_one(root: Path) -> None:
 def _faults_from_the_command_line() -> None:
     """In-process (the same commands, without a Python start-up each): the stack they act on
     is the one the test started, found through its state file as from another terminal."""
-    from typer.testing import CliRunner  # noqa: PLC0415
-
-    from gameday.cli import app  # noqa: PLC0415
 
     def run(*args: str) -> Any:
         return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
